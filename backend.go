@@ -1,0 +1,345 @@
+package microcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"time"
+)
+
+var (
+	errCorruptObject = errors.New("microcache: stored object is corrupt")
+	errNoCompressor  = errors.New("microcache: stored object is compressed but no Compressor is configured")
+	errTimeout       = errors.New("microcache: backend timed out")
+)
+
+// fetchResult is the outcome of one buffered backend call, shared by every
+// request collapsed onto it.
+type fetchResult struct {
+	status int
+	header http.Header // the response header, as recorded
+	body   []byte      // the full body, unless streamed
+	replay *replayHeader
+
+	stored   bool   // the response was stored under objKey
+	objKey   string // the key it was stored (or would have been) under
+	opts     Options
+	streamed bool // the body went to the leader's client as it came
+
+	timedOut bool
+	panicked *panicked
+}
+
+// panicked is a recovered panic with the stack where it happened.
+type panicked struct {
+	value any
+	stack []byte
+}
+
+func (p *panicked) Error() string { return fmt.Sprintf("panic: %v\n\n%s", p.value, p.stack) }
+
+// Unwrap lets errors.Is and errors.As see a panic value that is an error.
+func (p *panicked) Unwrap() error {
+	err, _ := p.value.(error)
+	return err
+}
+
+// isAbort reports whether the panic is http.ErrAbortHandler, the sentinel a
+// handler uses to abort a response on purpose.
+func (p *panicked) isAbort() bool {
+	return p != nil && p.value == http.ErrAbortHandler
+}
+
+// failed reports whether the backend failed: a 5xx, a timeout or a panic.
+func (res *fetchResult) failed() bool {
+	return res.timedOut || res.panicked != nil || res.status >= 500
+}
+
+// shareable reports whether requests collapsed onto this call may use its
+// response: it was stored, or it is a 5xx (or a timeout) that sets no
+// cookie.
+func (res *fetchResult) shareable() bool {
+	if res.streamed || res.panicked != nil {
+		return false
+	}
+	if res.stored || res.timedOut {
+		return true
+	}
+	return res.status >= 500 && len(res.header["Set-Cookie"]) == 0
+}
+
+// miss answers a GET that the cache could not answer, from the backend.
+// fallback is a stale object still within its stale-if-error window, or nil.
+func (h *handler) miss(w http.ResponseWriter, r *http.Request, key string, opts Options, found bool, fallback *Object, fallbackBody []byte) {
+	m := h.m
+	fwd := forwardable(r)
+	collapse := m.cfg.CollapsedForwarding
+	if found {
+		collapse = opts.CollapsedForwarding
+	}
+	if !collapse {
+		res := m.fetch(h.next, fwd, key, opts, found, w, fallback, false)
+		m.respond(w, r, res, fallback, fallbackBody)
+		return
+	}
+
+	// Requests that select the same object wait for one backend call. The
+	// call runs detached from the first client's cancellation, since
+	// others wait for it; Config.Timeout bounds it.
+	flightOpts := opts
+	if !found {
+		flightOpts = Options{Vary: m.cfg.Vary}
+	}
+	flightKey := objectKey(key, &flightOpts, r)
+	leader := false
+	v, _, _ := m.collapse.Do(flightKey, func() (any, error) {
+		leader = true
+		shared := fwd.WithContext(context.WithoutCancel(fwd.Context()))
+		return m.fetch(h.next, shared, key, opts, found, w, fallback, false), nil
+	})
+	res := v.(*fetchResult)
+	if leader {
+		m.respond(w, r, res, fallback, fallbackBody)
+		return
+	}
+	if !res.shareable() || (res.stored && objectKey(key, &res.opts, r) != res.objKey) {
+		// Not for this client: its own backend call, concurrently with the
+		// other waiters.
+		res = m.fetch(h.next, fwd, key, opts, found, w, fallback, false)
+	}
+	m.respond(w, r, res, fallback, fallbackBody)
+}
+
+// forwardable returns r, or a copy without the headers that would make the
+// backend answer with part of the body or a 304, so that the response can
+// be stored; the client's own headers are then applied to the stored
+// object by writeReplay.
+func forwardable(r *http.Request) *http.Request {
+	if !needsServeContent(r) {
+		return r
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Header = r.Header.Clone()
+	for _, name := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		delete(r2.Header, name)
+	}
+	return r2
+}
+
+// respond writes the outcome of a backend call to one client: the stale
+// fallback when the backend failed and one is allowed, else the response.
+func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchResult, fallback *Object, fallbackBody []byte) {
+	if res.streamed {
+		m.count(misses)
+		return
+	}
+	if res.failed() && !res.panicked.isAbort() && fallback != nil {
+		m.count(stales)
+		m.writeObject(w, r, fallback, fallbackBody, StatusStale, time.Now())
+		return
+	}
+	m.count(misses)
+	if res.panicked != nil {
+		panic(res.panicked.value) // as it would reach net/http without the cache
+	}
+	if res.timedOut {
+		if m.cfg.Exposed {
+			w.Header().Set(HeaderStatus, StatusMiss)
+		}
+		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
+	m.writeReplay(w, r, res.status, res.replay, res.body, StatusMiss, -1)
+}
+
+// fetch makes one buffered backend call for a GET and stores the response
+// when it may. live, when not nil, receives the response directly if it
+// turns out not to be bufferable (too large, or flushed). fallback is the
+// stale object the caller may serve on failure; with stale recache it is
+// stored again as fresh here, once for all collapsed requests.
+func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev Options, hadPrev bool, live http.ResponseWriter, fallback *Object, background bool) *fetchResult {
+	m.count(backendCalls)
+	ctx := r.Context()
+	rec := newRecorder(live, m.cfg.MaxObjectSize, m.cfg.Exposed)
+	res := &fetchResult{}
+	res.timedOut, res.panicked = m.run(next, r, rec)
+	res.status, res.header, res.body, res.streamed = rec.result()
+
+	switch {
+	case res.timedOut:
+		m.fail(ErrorEvent{Kind: ErrorTimeout, Request: r, Err: errTimeout, Background: background})
+	case res.panicked != nil:
+		if !res.panicked.isAbort() {
+			m.fail(ErrorEvent{Kind: ErrorPanic, Request: r, Err: res.panicked, Background: background})
+		}
+	case res.status >= 500:
+		m.fail(ErrorEvent{Kind: ErrorBackend, Request: r, Status: res.status, Header: res.header, Background: background})
+	}
+	if res.failed() {
+		if fallback != nil && prev.StaleRecache && fallback.staleIfErrorAt(time.Now()) {
+			m.recache(r, objectKey(key, &prev, r), fallback, prev)
+		}
+		if res.timedOut || res.panicked != nil {
+			res.body = nil
+			return res
+		}
+		res.replay = newReplayHeader(res.status, clientHeader(res.header), len(res.body))
+		return res
+	}
+
+	traits := readTraits(res.header)
+	storable := !res.streamed && m.storable(res.status, &traits)
+	opts := m.learn(&traits, prev, hadPrev)
+	opts.Uncacheable = !storable
+	res.opts = opts
+	res.objKey = objectKey(key, &opts, r)
+	stored := clientHeader(res.header)
+	res.replay = newReplayHeader(res.status, stored, len(res.body))
+	if err := m.driver.SetOptions(ctx, key, opts); err != nil {
+		m.driverFailed(r, err)
+		return res
+	}
+	if !storable {
+		if hadPrev {
+			if err := m.driver.DeleteObject(ctx, res.objKey); err != nil {
+				m.driverFailed(r, err)
+			}
+		}
+		return res
+	}
+	now := time.Now()
+	obj := &Object{
+		Status:               res.status,
+		Header:               stored,
+		Body:                 res.body,
+		Size:                 len(res.body),
+		Epoch:                opts.Epoch,
+		Date:                 now,
+		Expires:              now.Add(opts.TTL),
+		StaleWhileRevalidate: opts.StaleWhileRevalidate,
+		StaleIfError:         opts.StaleIfError,
+		replay:               res.replay,
+	}
+	if c := m.cfg.Compressor; c != nil {
+		z, err := c.Compress(nil, res.body)
+		if err != nil {
+			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err, Background: background})
+			return res
+		}
+		obj.Body, obj.Compressed = z, true
+	}
+	if err := m.driver.SetObject(ctx, res.objKey, obj); err != nil {
+		m.driverFailed(r, err)
+		return res
+	}
+	res.stored = true
+	return res
+}
+
+// recache stores a stale object again as fresh for its TTL from now; its
+// Date, and so its Age, is kept.
+func (m *Microcache) recache(r *http.Request, objKey string, obj *Object, opts Options) {
+	again := *obj
+	again.Expires = time.Now().Add(opts.TTL)
+	if err := m.driver.SetObject(r.Context(), objKey, &again); err != nil {
+		m.driverFailed(r, err)
+	}
+}
+
+// run calls next with rec, recovering a panic. With a Timeout it runs next
+// on its own goroutine and gives up waiting when the Timeout passes: the
+// request's context is cancelled, rec is abandoned (later writes are
+// discarded) and the goroutine ends when next returns.
+func (m *Microcache) run(next http.Handler, r *http.Request, rec *recorder) (timedOut bool, p *panicked) {
+	if m.cfg.Timeout <= 0 {
+		return false, call(next, rec, r)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), m.cfg.Timeout)
+	defer cancel()
+	done := make(chan *panicked, 1)
+	m.goTracked(func() { done <- call(next, rec, r.WithContext(ctx)) })
+	timer := time.NewTimer(m.cfg.Timeout)
+	defer timer.Stop()
+	select {
+	case p := <-done:
+		return false, p
+	case <-timer.C:
+	}
+	if rec.abandon() {
+		return true, nil
+	}
+	// The response is already streaming to the client: it cannot be
+	// replaced any more, so it runs to its end.
+	return false, <-done
+}
+
+// call runs next, returning a recovered panic instead of panicking.
+func call(next http.Handler, w http.ResponseWriter, r *http.Request) (p *panicked) {
+	defer func() {
+		if v := recover(); v != nil {
+			p = &panicked{value: v}
+			if v != http.ErrAbortHandler {
+				p.stack = debug.Stack()
+			}
+		}
+	}()
+	next.ServeHTTP(w, r)
+	return nil
+}
+
+// revalidate starts a background refresh of obj, unless one is under way.
+// It returns false, starting nothing, once the Microcache is stopped: the
+// caller then refreshes in the foreground.
+func (m *Microcache) revalidate(next http.Handler, r *http.Request, key, objKey string, opts Options, obj *Object) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.running {
+		return false
+	}
+	if _, busy := m.revalidating[objKey]; busy {
+		return true
+	}
+	m.revalidating[objKey] = struct{}{}
+	m.background.Add(1)
+
+	// The background request keeps the client's context values but not its
+	// cancellation; Stop cancels it. It is a deep copy, since the client's
+	// request may be reused once its handler returns.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	stop := context.AfterFunc(m.stopCtx, cancel)
+	bg := forwardable(r.Clone(ctx))
+	bg.Body = http.NoBody
+	go func() {
+		defer m.background.Done()
+		defer func() {
+			stop()
+			cancel()
+			m.mu.Lock()
+			delete(m.revalidating, objKey)
+			m.mu.Unlock()
+		}()
+		m.fetch(next, bg, key, opts, true, nil, obj, true)
+	}()
+	return true
+}
+
+// goTracked runs f on a new goroutine that Stop waits for, or untracked
+// once the Microcache is stopped (Stop no longer waits then, so that no
+// WaitGroup.Add can race with its Wait).
+func (m *Microcache) goTracked(f func()) {
+	m.mu.Lock()
+	tracked := m.running
+	if tracked {
+		m.background.Add(1)
+	}
+	m.mu.Unlock()
+	go func() {
+		if tracked {
+			defer m.background.Done()
+		}
+		f()
+	}()
+}

@@ -1,0 +1,140 @@
+package microcache
+
+import (
+	"slices"
+	"time"
+)
+
+// DefaultDriverSize is the number of objects held by the LRU driver that
+// [New] creates when [Config.Driver] is nil.
+const DefaultDriverSize = 10000
+
+// DefaultMaxObjectSize is the largest response body, in bytes, that is
+// buffered and stored when [Config.MaxObjectSize] is zero: 4 MiB.
+const DefaultMaxObjectSize = 4 << 20
+
+// Config configures a [Microcache]. The zero value is usable: it caches every
+// storable GET response for zero seconds (that is, it only collapses nothing
+// and stores objects that are immediately stale), so real deployments set at
+// least TTL.
+//
+// Durations are in the units of [time.Duration]; a negative duration is
+// treated as zero. Several fields can be overridden per response by a
+// microcache-* response header, named on each field; see the package
+// documentation for the header table. [New] copies the Config, including its
+// slices, so changing it afterwards has no effect on a running Microcache.
+type Config struct {
+	// Nocache, when true, caches only responses that carry the header
+	// "microcache-cache: 1" (opt-in caching). When false, every storable
+	// response is cached unless it carries "microcache-nocache: 1".
+	Nocache bool
+
+	// Timeout bounds a buffered backend request: past it the request's
+	// context is cancelled and the client gets the stale object when one is
+	// allowed (see StaleIfError), else 503 Service Unavailable; what the
+	// handler writes afterwards is discarded. It also bounds background
+	// revalidations. Zero means no timeout. Pass-through requests (uncacheable
+	// keys, other methods, protocol upgrades) are never cut off.
+	Timeout time.Duration
+
+	// TTL is how long a stored response stays fresh. Zero means responses
+	// are stale as soon as they are stored, so they are only ever served
+	// through StaleWhileRevalidate or StaleIfError.
+	// Overridden by "microcache-ttl: N" (whole seconds, or a Go duration
+	// such as "500ms").
+	TTL time.Duration
+
+	// StaleIfError is how long after expiry a stored response may still be
+	// served when the backend answers 5xx, times out or panics (RFC 5861
+	// section 4). Zero disables it.
+	// Overridden by "microcache-stale-if-error: N".
+	StaleIfError time.Duration
+
+	// StaleRecache, when true, stores a stale response served because of a
+	// backend error again as fresh for its TTL, so that the failing backend
+	// is not asked again on every request. Age keeps counting from the
+	// original fetch.
+	// Overridden by "microcache-stale-recache: 1" and
+	// "microcache-no-stale-recache: 1".
+	StaleRecache bool
+
+	// StaleWhileRevalidate is how long after expiry a stored response is
+	// served at once while a single background request refreshes it
+	// (RFC 5861 section 3). Zero disables it.
+	// Overridden by "microcache-stale-while-revalidate: N".
+	StaleWhileRevalidate time.Duration
+
+	// CollapsedForwarding, when true, makes concurrent misses for one object
+	// wait for a single backend request and share its response.
+	// Overridden by "microcache-collapsed-forwarding: 1" and
+	// "microcache-no-collapsed-forwarding: 1".
+	CollapsedForwarding bool
+
+	// HashQuery, when true, makes the query string part of the cache key
+	// (parameters sorted by name, so their order does not matter). When
+	// false the query is ignored, except for parameters a response names in
+	// "microcache-vary-query".
+	HashQuery bool
+
+	// QueryIgnore lists query parameter names left out of the key when
+	// HashQuery is true (tracking parameters such as "utm_source").
+	// Names are matched exactly. Nil means none.
+	QueryIgnore []string
+
+	// Vary lists request header names whose values are part of every key,
+	// as if every response had named them in its Vary header. Names are
+	// matched case-insensitively. Nil means none. Responses add their own
+	// with "Vary" and "microcache-vary".
+	Vary []string
+
+	// Exposed, when true, adds the header "microcache: HIT", "MISS" or
+	// "STALE" to every response the middleware handles.
+	Exposed bool
+
+	// SuppressAgeHeader, when true, leaves out the Age header (whole
+	// seconds since the backend produced the response) that is otherwise
+	// set on HIT and STALE responses.
+	SuppressAgeHeader bool
+
+	// MaxObjectSize is the largest body, in bytes, that is buffered and
+	// stored. A response that grows past it is streamed to the client
+	// unstored and its key is marked uncacheable. Zero means
+	// DefaultMaxObjectSize; a negative value means no limit.
+	MaxObjectSize int
+
+	// Monitor, when not nil, receives [Stats] every Monitor.Interval().
+	// If it also implements [ErrorMonitor] it receives each failure as it
+	// happens.
+	Monitor Monitor
+
+	// Driver stores objects and per-key options. Nil means
+	// NewDriverLRU(DefaultDriverSize).
+	Driver Driver
+
+	// Compressor, when not nil, compresses bodies before they are handed
+	// to the Driver and expands them on the way out. Nil stores bodies as
+	// they are.
+	Compressor Compressor
+}
+
+// normalized returns a copy of c with defaults applied, negative durations
+// clamped to zero and slices copied, so the caller can keep changing c.
+func (c Config) normalized() Config {
+	for _, d := range []*time.Duration{&c.Timeout, &c.TTL, &c.StaleIfError, &c.StaleWhileRevalidate} {
+		if *d < 0 {
+			*d = 0
+		}
+	}
+	switch {
+	case c.MaxObjectSize == 0:
+		c.MaxObjectSize = DefaultMaxObjectSize
+	case c.MaxObjectSize < 0:
+		c.MaxObjectSize = int(^uint(0) >> 1)
+	}
+	c.QueryIgnore = slices.Clone(c.QueryIgnore)
+	c.Vary = canonicalNames(c.Vary)
+	if c.Driver == nil {
+		c.Driver = NewDriverLRU(DefaultDriverSize)
+	}
+	return c
+}

@@ -1,0 +1,146 @@
+package microcache
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Driver stores the two kinds of record a [Microcache] keeps: per-key
+// [Options], learned from the backend's most recent response for a URL, and
+// [Object]s, the stored responses themselves. Options and objects live in
+// separate namespaces: the same key string may name one of each.
+//
+// Implementations must be safe for concurrent use. Every method may return
+// an error; the middleware then serves the request from the backend, stores
+// nothing and reports the failure (see [ErrorMonitor]), so a failing driver
+// never fails a request. Keys are opaque strings built by the middleware; an
+// implementation may hash them (a remote driver shared by several processes
+// must hash them the same way everywhere, for example with SHA-256).
+//
+// Objects handed to SetObject and returned by GetObject are shared, not
+// copied: neither the driver nor the middleware modifies one after it has
+// been stored. A driver that keeps bytes rather than pointers (Redis, say)
+// encodes with [Object.MarshalBinary] and [Options.MarshalBinary].
+type Driver interface {
+	// GetOptions returns the options stored under key. ok is false when
+	// there are none.
+	GetOptions(ctx context.Context, key string) (o Options, ok bool, err error)
+
+	// SetOptions stores o under key, replacing what was there.
+	SetOptions(ctx context.Context, key string, o Options) error
+
+	// GetObject returns the object stored under key, or nil when there is
+	// none. The caller must not modify it.
+	GetObject(ctx context.Context, key string) (*Object, error)
+
+	// SetObject stores obj under key, replacing what was there. A driver
+	// may drop the object once obj.RetainUntil() has passed.
+	SetObject(ctx context.Context, key string, obj *Object) error
+
+	// DeleteObject removes the object stored under key, if any.
+	DeleteObject(ctx context.Context, key string) error
+
+	// Len returns the number of objects currently stored, or -1 if the
+	// driver cannot tell cheaply.
+	Len() int
+}
+
+// Options are what the middleware learns about one URL from the backend's
+// most recent response to a GET for it: whether it may be cached, for how
+// long, and which request values select one of its variants. The zero value
+// is not meaningful on its own; the middleware derives Options from
+// [Config] and the response's microcache-* headers.
+type Options struct {
+	// Epoch identifies the generation of the URL's objects: an object is
+	// used only if its Epoch equals this one. A successful POST, PUT,
+	// PATCH or DELETE to the URL picks a new random Epoch, which purges
+	// every variant at once.
+	Epoch uint64
+
+	// Uncacheable is true when the last backend response for the URL could
+	// not be stored (for example it said "microcache-nocache: 1" or set a
+	// cookie). Such a URL is passed straight through to the backend until a
+	// response says otherwise.
+	Uncacheable bool
+
+	// TTL, StaleIfError and StaleWhileRevalidate are the durations the
+	// response asked for (or the Config defaults).
+	TTL                  time.Duration
+	StaleIfError         time.Duration
+	StaleWhileRevalidate time.Duration
+
+	// StaleRecache and CollapsedForwarding are the flags the response asked
+	// for (or the Config defaults).
+	StaleRecache        bool
+	CollapsedForwarding bool
+
+	// Vary lists the canonical request header names whose values select a
+	// variant, from the response's Vary and microcache-vary headers plus
+	// Config.Vary.
+	Vary []string
+
+	// VaryQuery lists the query parameter names whose values select a
+	// variant, from the response's microcache-vary-query header.
+	VaryQuery []string
+}
+
+// Object is a stored response. Objects are immutable once handed to a
+// [Driver]: the middleware builds a new Object rather than modifying one,
+// so they can be shared between goroutines without locks.
+type Object struct {
+	// Status is the response's status code (2xx or 3xx, never 206 or 304).
+	Status int
+
+	// Header holds the response headers as the client will receive them,
+	// minus hop-by-hop headers, microcache-* control headers, Age and
+	// Content-Length (those are set on every replay).
+	Header http.Header
+
+	// Body is the response body, compressed by the configured [Compressor]
+	// when Compressed is true.
+	Body []byte
+
+	// Compressed reports whether Body is compressed.
+	Compressed bool
+
+	// Size is the length of the uncompressed body in bytes.
+	Size int
+
+	// Epoch is the [Options.Epoch] the object belongs to.
+	Epoch uint64
+
+	// Date is when the backend produced the response; Age counts from it.
+	Date time.Time
+
+	// Expires is when the object stops being fresh.
+	Expires time.Time
+
+	// StaleWhileRevalidate and StaleIfError are how long after Expires the
+	// object may still be served stale, in each of the two cases.
+	StaleWhileRevalidate time.Duration
+	StaleIfError         time.Duration
+
+	// replay is the precomputed form used to write the object quickly; it
+	// is built by prepare before the object is shared.
+	replay *replayHeader
+}
+
+// RetainUntil returns the last instant at which the object can still be
+// served, fresh or stale. Drivers may discard it after that.
+func (o *Object) RetainUntil() time.Time {
+	return o.Expires.Add(max(o.StaleWhileRevalidate, o.StaleIfError))
+}
+
+// storedSize approximates the bytes the object occupies: body, header names
+// and values, and a fixed overhead per header value and per object.
+func (o *Object) storedSize() int64 {
+	n := int64(len(o.Body)) + lruRecordOverhead
+	for k, vs := range o.Header {
+		n += int64(len(k)) + 16
+		for _, v := range vs {
+			n += int64(len(v)) + 16
+		}
+	}
+	return n
+}

@@ -1,0 +1,9 @@
+module github.com/httpimp/microcache
+
+go 1.25.0
+
+require (
+	github.com/golang/snappy v1.0.0
+	github.com/hashicorp/golang-lru/v2 v2.0.7
+	golang.org/x/sync v0.22.0
+)

@@ -1,0 +1,335 @@
+package microcache
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// handler is what Middleware returns: the request flow around next.
+type handler struct {
+	m    *Microcache
+	next http.Handler
+}
+
+// ServeHTTP routes a request to one of four paths: a protocol upgrade goes
+// to next untouched; GET and HEAD are answered from the cache when they can
+// be; requests the cache must not answer pass through (unsafe methods purge
+// the URL on success); everything else passes through.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m := h.m
+	if isUpgrade(r) {
+		m.count(passes)
+		m.count(backendCalls)
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h.serveCacheable(w, r)
+	case http.MethodOptions, http.MethodTrace, http.MethodConnect:
+		h.pass(w, r, false)
+	default:
+		// RFC 9111 section 4.4: a non-error answer to an unsafe method (or
+		// one whose safety is unknown) invalidates the target URI.
+		p := h.pass(w, r, false)
+		if s := p.finalStatus(); s >= 200 && s < 400 && !p.hijacked {
+			m.purge(r)
+		}
+	}
+}
+
+// serveCacheable handles GET and HEAD.
+func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
+	m := h.m
+	if bypassCache(r) {
+		h.pass(w, r, false)
+		return
+	}
+	key, ok := m.urlKey(r)
+	if !ok {
+		h.pass(w, r, false)
+		return
+	}
+	ctx := r.Context()
+	opts, found, err := m.driver.GetOptions(ctx, key)
+	if err != nil {
+		m.driverFailed(r, err)
+		h.pass(w, r, false)
+		return
+	}
+	if found && opts.Uncacheable {
+		// Learn from this response too: the URL may have become cacheable.
+		if p := h.pass(w, r, r.Method == http.MethodGet); r.Method == http.MethodGet {
+			m.relearn(r, key, opts, p)
+		}
+		return
+	}
+
+	var obj *Object
+	var body []byte
+	var objKey string
+	if found {
+		objKey = objectKey(key, &opts, r)
+		if obj, err = m.driver.GetObject(ctx, objKey); err != nil {
+			m.driverFailed(r, err)
+			h.pass(w, r, false)
+			return
+		}
+		if obj != nil && obj.Epoch != opts.Epoch {
+			obj = nil // purged
+		}
+		if obj != nil {
+			var release func()
+			if body, release, ok = m.bodyOf(r, obj); !ok {
+				obj = nil
+			} else {
+				defer release()
+			}
+		}
+	}
+
+	now := time.Now()
+	if obj != nil {
+		switch obj.freshness(now) {
+		case fresh:
+			m.count(hits)
+			m.writeObject(w, r, obj, body, StatusHit, now)
+			return
+		case staleRevalidate:
+			if m.revalidate(h.next, r, key, objKey, opts, obj) {
+				m.count(stales)
+				m.writeObject(w, r, obj, body, StatusStale, now)
+				return
+			}
+		}
+		if !obj.staleIfErrorAt(now) {
+			obj = nil
+		}
+	}
+	if r.Method == http.MethodHead {
+		// Only GET responses are stored; a HEAD miss goes through as it is.
+		h.pass(w, r, false)
+		return
+	}
+	h.miss(w, r, key, opts, found, obj, body)
+}
+
+// bypassCache reports whether r must neither be answered from nor stored in
+// the cache: it carries credentials (a response fetched for other
+// credentials must never answer it), or a body (which may select the
+// response, a known cache-poisoning vector).
+func bypassCache(r *http.Request) bool {
+	return len(r.Header["Authorization"]) > 0 ||
+		r.ContentLength != 0 || len(r.TransferEncoding) > 0
+}
+
+// isUpgrade reports whether r asks to switch protocols: "upgrade" is one of
+// the tokens of its Connection header (as in "keep-alive, Upgrade").
+func isUpgrade(r *http.Request) bool {
+	return hasToken(r.Header["Connection"], "upgrade")
+}
+
+// pass sends r to the backend through a passWriter, which removes control
+// headers and records the status (and, with learn, the caching traits).
+func (h *handler) pass(w http.ResponseWriter, r *http.Request, learn bool) *passWriter {
+	m := h.m
+	m.count(passes)
+	m.count(backendCalls)
+	p := &passWriter{ResponseWriter: w, exposed: m.cfg.Exposed, learn: learn}
+	h.next.ServeHTTP(p, r)
+	p.finish()
+	if p.finalStatus() >= 500 {
+		m.fail(ErrorEvent{Kind: ErrorBackend, Request: r, Status: p.finalStatus(), Header: w.Header()})
+	}
+	return p
+}
+
+// relearn updates the options of an uncacheable URL from a pass-through
+// response: a storable answer makes the URL cacheable again.
+func (m *Microcache) relearn(r *http.Request, key string, opts Options, p *passWriter) {
+	status := p.finalStatus()
+	if p.hijacked || !m.storable(status, &p.traits) {
+		return
+	}
+	next := m.learn(&p.traits, opts, true)
+	if err := m.driver.SetOptions(r.Context(), key, next); err != nil {
+		m.driverFailed(r, err)
+	}
+}
+
+// purge gives the URL of r a new epoch, which makes every stored variant
+// unreachable, and deletes the variant r itself selects.
+func (m *Microcache) purge(r *http.Request) {
+	key, ok := m.urlKey(r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	opts, found, err := m.driver.GetOptions(ctx, key)
+	if err != nil {
+		m.driverFailed(r, err)
+		return
+	}
+	if !found {
+		return // no options: no object can be reached either
+	}
+	objKey := objectKey(key, &opts, r)
+	opts.Epoch = newEpoch()
+	if err := m.driver.SetOptions(ctx, key, opts); err != nil {
+		m.driverFailed(r, err)
+	}
+	if err := m.driver.DeleteObject(ctx, objKey); err != nil {
+		m.driverFailed(r, err)
+	}
+}
+
+// newEpoch returns a random epoch. Epochs are random rather than counted so
+// that a URL whose options were evicted and relearned can never match the
+// objects of an earlier, purged epoch.
+func newEpoch() uint64 { return rand.Uint64() }
+
+// storable reports whether a response may be stored.
+func (m *Microcache) storable(status int, t *responseTraits) bool {
+	switch {
+	case status < 200 || status >= 400 || status == http.StatusPartialContent || status == http.StatusNotModified:
+		return false
+	case t.setsCookie, t.varyAll, t.nocache:
+		return false
+	case t.cache:
+		return true
+	case m.cfg.Nocache, t.private:
+		return false
+	}
+	return true
+}
+
+// learn returns the options a response asks for, keeping prev's epoch when
+// there was a previous record.
+func (m *Microcache) learn(t *responseTraits, prev Options, hadPrev bool) Options {
+	c := &m.cfg
+	o := Options{
+		Epoch:                prev.Epoch,
+		TTL:                  c.TTL,
+		StaleIfError:         c.StaleIfError,
+		StaleWhileRevalidate: c.StaleWhileRevalidate,
+		StaleRecache:         (c.StaleRecache || t.staleRecache) && !t.noStaleRecache,
+		CollapsedForwarding:  (c.CollapsedForwarding || t.collapsed) && !t.noCollapsed,
+	}
+	if !hadPrev {
+		o.Epoch = newEpoch()
+	}
+	if t.hasTTL {
+		o.TTL = t.ttl
+	}
+	if t.hasStaleIfError {
+		o.StaleIfError = t.staleIfError
+	}
+	if t.hasStaleWhileRevalidate {
+		o.StaleWhileRevalidate = t.staleWhileRevalidate
+	}
+	o.Vary = sortedUnion(c.Vary, t.vary)
+	o.VaryQuery = sortedUnion(nil, t.varyQuery)
+	return o
+}
+
+// sortedUnion returns the sorted union of a and b (nil when empty), so that
+// a response listing the same names in another order selects the same
+// variants.
+func sortedUnion(a, b []string) []string {
+	if len(a)+len(b) == 0 {
+		return nil
+	}
+	u := appendTokens(append([]string(nil), a...), b)
+	slices.Sort(u)
+	return u
+}
+
+// freshness is where an object stands at a given instant.
+type freshness int
+
+const (
+	expired         freshness = iota // past every stale window but stale-if-error, maybe
+	fresh                            // younger than its TTL
+	staleRevalidate                  // within its stale-while-revalidate window
+)
+
+// freshness returns where o stands at now.
+func (o *Object) freshness(now time.Time) freshness {
+	switch {
+	case now.Before(o.Expires):
+		return fresh
+	case now.Before(o.Expires.Add(o.StaleWhileRevalidate)):
+		return staleRevalidate
+	}
+	return expired
+}
+
+// staleIfErrorAt reports whether o may answer in place of a backend error
+// at now.
+func (o *Object) staleIfErrorAt(now time.Time) bool {
+	return now.Before(o.Expires.Add(o.StaleIfError))
+}
+
+// ageAt returns the Age of o at now, in whole seconds.
+func (o *Object) ageAt(now time.Time) int {
+	if d := now.Sub(o.Date); d > 0 {
+		return int(d / time.Second)
+	}
+	return 0
+}
+
+// writeObject replays obj (whose expanded body is body) to w.
+func (m *Microcache) writeObject(w http.ResponseWriter, r *http.Request, obj *Object, body []byte, state string, now time.Time) {
+	age := -1
+	if !m.cfg.SuppressAgeHeader {
+		age = obj.ageAt(now)
+	}
+	m.writeReplay(w, r, obj.Status, replayOf(obj), body, state, age)
+}
+
+// expandBuffers recycles buffers for expanded bodies.
+var expandBuffers sync.Pool // *[]byte
+
+func noRelease() {}
+
+// bodyOf returns obj's body, expanded when it is compressed, and a function
+// to call once the body has been written. ok is false, and the failure is
+// reported, when the object is corrupt.
+func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release func(), ok bool) {
+	if obj.Status < 200 || obj.Status > 999 || obj.Size < 0 {
+		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errCorruptObject})
+		return nil, nil, false
+	}
+	if !obj.Compressed {
+		if len(obj.Body) != obj.Size {
+			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errCorruptObject})
+			return nil, nil, false
+		}
+		return obj.Body, noRelease, true
+	}
+	if m.cfg.Compressor == nil {
+		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errNoCompressor})
+		return nil, nil, false
+	}
+	bp, _ := expandBuffers.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	out, err := m.cfg.Compressor.Expand((*bp)[:0], obj.Body, obj.Size)
+	if err == nil && len(out) != obj.Size {
+		err = errCorruptObject
+	}
+	if err != nil {
+		expandBuffers.Put(bp)
+		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err})
+		return nil, nil, false
+	}
+	*bp = out
+	return out, func() { expandBuffers.Put(bp) }, true
+}
+
+var bytesReader = bytes.NewReader

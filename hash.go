@@ -1,0 +1,194 @@
+package microcache
+
+import (
+	"cmp"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// maxKeySize is the longest cache key, in bytes, that the middleware will
+// build. A request whose key would be longer (a hostile query string or
+// header, say) passes through uncached instead of costing memory.
+const maxKeySize = 8 << 10
+
+// forwardedHeaders are request headers that commonly change what a backend
+// renders (absolute links, redirects) without being part of the URL. They
+// are always part of the key so that a client cannot poison the cache by
+// sending them to a backend that trusts them.
+var forwardedHeaders = []string{"X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"}
+
+// Keys are sequences of length-prefixed fields ("<len>:<bytes>"), so no two
+// different sequences encode to the same string and no field can spill into
+// the next. The URL key names the URL: scheme, lower-cased host, escaped
+// path, the canonical query (when Config.HashQuery) and forwardedHeaders.
+// The object key adds the values of the request headers and query parameters
+// an Options record varies on; when there are none it equals the URL key.
+// Keys are used as they are, never hashed, so collisions are impossible, and
+// a client can only make keys long (bounded by maxKeySize), not equal.
+
+// appendField appends s as one length-prefixed field.
+func appendField(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
+}
+
+// appendValues appends a field count (or "-" when absent) and then each
+// value as a field, so absent, empty and multi-valued inputs all differ.
+func appendValues(b []byte, values []string, present bool) []byte {
+	if !present {
+		return append(b, '-')
+	}
+	b = strconv.AppendInt(b, int64(len(values)), 10)
+	b = append(b, '#')
+	for _, v := range values {
+		b = appendField(b, v)
+	}
+	return b
+}
+
+// keyBuffers recycles key-building buffers. Keys are copied into a string
+// once built, so a buffer never escapes.
+var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// urlKey returns the URL key of r, or ok false when it would exceed
+// maxKeySize.
+func (m *Microcache) urlKey(r *http.Request) (key string, ok bool) {
+	bp := keyBuffers.Get().(*[]byte)
+	b := (*bp)[:0]
+	if r.TLS != nil {
+		b = append(b, 's')
+	} else {
+		b = append(b, 'p')
+	}
+	b = strconv.AppendInt(b, int64(len(r.Host)), 10)
+	b = append(b, ':')
+	for i := 0; i < len(r.Host); i++ {
+		c := r.Host[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	b = appendField(b, r.URL.EscapedPath())
+	if m.cfg.HashQuery {
+		b = m.appendQuery(b, r.URL.RawQuery)
+	}
+	for _, name := range forwardedHeaders {
+		v, present := r.Header[name]
+		b = appendValues(b, v, present)
+	}
+	if len(b) <= maxKeySize {
+		key, ok = string(b), true
+	}
+	*bp = b
+	keyBuffers.Put(bp)
+	return key, ok
+}
+
+// objectKey returns the key of the variant of urlKey that r selects under o.
+func objectKey(urlKey string, o *Options, r *http.Request) string {
+	if len(o.Vary) == 0 && len(o.VaryQuery) == 0 {
+		return urlKey
+	}
+	bp := keyBuffers.Get().(*[]byte)
+	b := append((*bp)[:0], urlKey...)
+	b = append(b, '|')
+	for _, name := range o.Vary {
+		v, present := r.Header[name]
+		b = appendField(b, name)
+		b = appendValues(b, v, present)
+	}
+	if len(o.VaryQuery) > 0 {
+		params := parseQuery(r.URL.RawQuery)
+		b = append(b, '?')
+		for _, name := range o.VaryQuery {
+			b = appendField(b, name)
+			var values []string
+			for _, p := range params {
+				if p.name == name {
+					values = append(values, p.value)
+				}
+			}
+			b = appendValues(b, values, values != nil)
+		}
+	}
+	key := string(b)
+	*bp = b
+	keyBuffers.Put(bp)
+	return key
+}
+
+// queryParam is one name=value pair of a query string. raw marks a pair
+// kept verbatim because it could not be decoded unambiguously (a ';' in it,
+// or a bad escape): it never equals a decoded pair.
+type queryParam struct {
+	name, value string
+	raw         bool
+}
+
+// parseQuery splits a raw query on '&' and decodes each pair. Unlike
+// url.ParseQuery it keeps the order of values, never drops a pair, and does
+// not treat ';' as a separator (backends disagree on that, which is a known
+// cache-poisoning vector, so such a pair is kept whole and raw).
+func parseQuery(raw string) []queryParam {
+	if raw == "" {
+		return nil
+	}
+	params := make([]queryParam, 0, strings.Count(raw, "&")+1)
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		if strings.IndexByte(pair, ';') >= 0 {
+			params = append(params, queryParam{name: pair, raw: true})
+			continue
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		dn, err1 := url.QueryUnescape(name)
+		dv, err2 := url.QueryUnescape(value)
+		if err1 != nil || err2 != nil {
+			params = append(params, queryParam{name: pair, raw: true})
+			continue
+		}
+		params = append(params, queryParam{name: dn, value: dv})
+	}
+	return params
+}
+
+// appendQuery appends the canonical form of a raw query: pairs sorted by
+// name (values of one name keep their order), minus Config.QueryIgnore.
+func (m *Microcache) appendQuery(b []byte, raw string) []byte {
+	params := parseQuery(raw)
+	params = slices.DeleteFunc(params, func(p queryParam) bool {
+		return !p.raw && slices.Contains(m.cfg.QueryIgnore, p.name)
+	})
+	slices.SortStableFunc(params, func(a, b queryParam) int {
+		if c := cmp.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		switch {
+		case a.raw == b.raw:
+			return 0
+		case a.raw:
+			return 1
+		default:
+			return -1
+		}
+	})
+	b = append(b, '?')
+	b = strconv.AppendInt(b, int64(len(params)), 10)
+	b = append(b, '#')
+	for _, p := range params {
+		if p.raw {
+			b = append(b, '!')
+		}
+		b = appendField(b, p.name)
+		b = appendField(b, p.value)
+	}
+	return b
+}

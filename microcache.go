@@ -1,0 +1,185 @@
+package microcache
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Microcache is an HTTP microcache: [Microcache.Middleware] wraps a handler
+// and answers GET and HEAD requests from stored responses. Build one with
+// [New]. A Microcache is safe for concurrent use by multiple goroutines, and
+// one Microcache may wrap several handlers (they then share the cache, so
+// they must not serve different content for the same URL).
+type Microcache struct {
+	cfg     Config // normalized copy; never modified after New
+	driver  Driver
+	monitor Monitor      // nil: no stats are counted
+	errMon  ErrorMonitor // nil unless monitor implements it
+	stats   *counters    // nil when monitor is nil
+
+	collapse singleflight.Group // concurrent misses, keyed by object key
+
+	mu           sync.Mutex          // guards the fields below
+	revalidating map[string]struct{} // object keys with a background refresh under way
+	running      bool                // between Start and Stop
+	stopMonitor  chan struct{}       // closed by Stop
+	monitorDone  chan struct{}       // closed when the monitor goroutine ends
+	stopCtx      context.Context     // cancelled by Stop; parent of background work
+	stopCancel   context.CancelFunc
+
+	background sync.WaitGroup // background revalidations and timed-out handlers
+}
+
+// New returns a Microcache configured by cfg, already started (see
+// [Microcache.Start]). The configuration is copied, so changing cfg later
+// has no effect.
+func New(cfg Config) *Microcache {
+	cfg = cfg.normalized()
+	m := &Microcache{
+		cfg:          cfg,
+		driver:       cfg.Driver,
+		monitor:      cfg.Monitor,
+		revalidating: make(map[string]struct{}),
+	}
+	if m.monitor != nil {
+		m.stats = new(counters)
+		m.errMon, _ = m.monitor.(ErrorMonitor)
+	}
+	m.Start()
+	return m
+}
+
+// Middleware returns next wrapped by the cache. It has the shape
+// func(http.Handler) http.Handler expected by routers such as chi and
+// alice. It panics if next is nil.
+func (m *Microcache) Middleware(next http.Handler) http.Handler {
+	if next == nil {
+		panic("microcache: Middleware called with a nil handler")
+	}
+	return &handler{m: m, next: next}
+}
+
+// Start starts the Monitor's reporting goroutine (when a Monitor with a
+// positive Interval is configured) and allows background revalidation. New
+// calls it; calling it again while running does nothing, and calling it
+// after [Microcache.Stop] starts the Microcache again.
+func (m *Microcache) Start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running {
+		return
+	}
+	m.running = true
+	m.stopCtx, m.stopCancel = context.WithCancel(context.Background())
+	m.stopMonitor, m.monitorDone = nil, nil
+	if m.monitor != nil && m.monitor.Interval() > 0 {
+		m.stopMonitor, m.monitorDone = make(chan struct{}), make(chan struct{})
+		go m.report(m.monitor.Interval(), m.stopMonitor, m.monitorDone)
+	}
+}
+
+// Stop ends the Monitor's goroutine (after one last report of the counts
+// since the previous one), cancels the contexts of background revalidations
+// and waits for them, and for handlers abandoned after a Timeout, to
+// return. Requests keep being served after Stop, but stale objects are then
+// refreshed in the foreground. Stop is safe to call more than once and from
+// several goroutines; every call returns once the work has ended.
+func (m *Microcache) Stop() {
+	m.mu.Lock()
+	if m.running {
+		m.running = false
+		m.stopCancel()
+		if m.stopMonitor != nil {
+			close(m.stopMonitor)
+		}
+	}
+	done := m.monitorDone
+	m.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+	m.background.Wait()
+}
+
+// report is the Monitor goroutine.
+func (m *Microcache) report(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			m.monitor.Log(m.snapshot())
+		case <-stop:
+			m.monitor.Log(m.snapshot())
+			return
+		}
+	}
+}
+
+// snapshot returns the counts since the previous snapshot, and resets them.
+func (m *Microcache) snapshot() Stats {
+	c := m.stats
+	return Stats{
+		Size:        m.driver.Len(),
+		Hits:        int(c.hits.Swap(0)),
+		Misses:      int(c.misses.Swap(0)),
+		Stales:      int(c.stales.Swap(0)),
+		Passes:      int(c.passes.Swap(0)),
+		Backend:     int(c.backend.Swap(0)),
+		Errors:      int(c.errors.Swap(0)),
+		Timeouts:    int(c.timeouts.Swap(0)),
+		Panics:      int(c.panics.Swap(0)),
+		CacheErrors: int(c.cacheErrors.Swap(0)),
+	}
+}
+
+// counters are the live counts behind Stats.
+type counters struct {
+	hits, misses, stales, passes, backend atomic.Int64
+	errors, timeouts, panics, cacheErrors atomic.Int64
+}
+
+// count adds one to the counter chosen by pick, when stats are kept.
+func (m *Microcache) count(pick func(*counters) *atomic.Int64) {
+	if m.stats != nil {
+		pick(m.stats).Add(1)
+	}
+}
+
+func hits(c *counters) *atomic.Int64         { return &c.hits }
+func misses(c *counters) *atomic.Int64       { return &c.misses }
+func stales(c *counters) *atomic.Int64       { return &c.stales }
+func passes(c *counters) *atomic.Int64       { return &c.passes }
+func backendCalls(c *counters) *atomic.Int64 { return &c.backend }
+
+// fail counts and reports one failure.
+func (m *Microcache) fail(ev ErrorEvent) {
+	if c := m.stats; c != nil {
+		switch ev.Kind {
+		case ErrorDriver, ErrorCompressor:
+			c.cacheErrors.Add(1)
+		default:
+			c.errors.Add(1)
+			switch ev.Kind {
+			case ErrorTimeout:
+				c.timeouts.Add(1)
+			case ErrorPanic:
+				c.panics.Add(1)
+			}
+		}
+	}
+	if m.errMon != nil {
+		m.errMon.ReportError(ev)
+	}
+}
+
+// driverFailed reports a Driver error on r.
+func (m *Microcache) driverFailed(r *http.Request, err error) {
+	m.fail(ErrorEvent{Kind: ErrorDriver, Request: r, Err: err})
+}

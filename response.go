@@ -1,0 +1,430 @@
+package microcache
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// hopHeaders are removed from stored responses: they describe one
+// connection, not the resource (RFC 9110 section 7.6.1). Headers named in
+// Connection are removed too.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// clientHeader returns a copy of a recorded backend header fit to replay:
+// without microcache-* control headers, hop-by-hop headers, Age and
+// Content-Length (Age and Content-Length are set on every replay). Set-Cookie
+// is kept for the client that caused the response; responses that set
+// cookies are never stored or shared.
+func clientHeader(h http.Header) http.Header {
+	out := make(http.Header, len(h))
+	for k, v := range h {
+		if isControlHeader(k) || len(v) == 0 {
+			continue
+		}
+		out[k] = append([]string(nil), v...)
+	}
+	for _, conn := range h["Connection"] {
+		for _, name := range appendTokens(nil, []string{conn}) {
+			out.Del(name)
+		}
+	}
+	for _, name := range hopHeaders {
+		delete(out, name)
+	}
+	delete(out, "Age")
+	delete(out, "Content-Length")
+	return out
+}
+
+// scrubControlHeaders deletes every microcache-* header from h.
+func scrubControlHeaders(h http.Header) {
+	for k := range h {
+		if isControlHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// replayHeader is an Object's header in the form that is quickest to write:
+// names in a slice, all values in one slice, and the Content-Length value
+// ready.
+type replayHeader struct {
+	names         []string
+	counts        []int
+	values        []string
+	contentLength string
+	bodyAllowed   bool // the status permits a body and Content-Length
+}
+
+func newReplayHeader(status int, h http.Header, size int) *replayHeader {
+	rp := &replayHeader{
+		names:         make([]string, 0, len(h)),
+		counts:        make([]int, 0, len(h)),
+		contentLength: strconv.Itoa(size),
+		bodyAllowed:   bodyAllowed(status),
+	}
+	for k, v := range h {
+		rp.names = append(rp.names, k)
+		rp.counts = append(rp.counts, len(v))
+		rp.values = append(rp.values, v...)
+	}
+	return rp
+}
+
+// bodyAllowed reports whether a response with this status may carry a body
+// (RFC 9110 sections 15.2, 15.3.5 and 15.4.5).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// prepare fills in the object's replay form. It must run before the object
+// is shared.
+func (o *Object) prepare() {
+	o.replay = newReplayHeader(o.Status, o.Header, o.Size)
+}
+
+// replayOf returns obj's replay form, building a private one for objects
+// that did not come through prepare (a third-party driver's, say).
+func replayOf(obj *Object) *replayHeader {
+	if obj.replay != nil {
+		return obj.replay
+	}
+	return newReplayHeader(obj.Status, obj.Header, obj.Size)
+}
+
+// writeReplay writes status, header and body to w as the response. state is
+// the value of the microcache header when exposed, age the Age value in
+// seconds (negative: no Age header). Header values are copied, never
+// aliased, so that code downstream may change them. Requests with Range or
+// conditional headers are answered through http.ServeContent, which
+// implements both for 200 responses.
+func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status int, rp *replayHeader, body []byte, state string, age int) {
+	h := w.Header()
+	extra := 0
+	if m.cfg.Exposed {
+		extra++
+	}
+	if age >= 0 {
+		extra++
+	}
+	if rp.bodyAllowed {
+		extra++
+	}
+	vals := make([]string, len(rp.values)+extra)
+	copy(vals, rp.values)
+	i := 0
+	for j, name := range rp.names {
+		n := rp.counts[j]
+		h[name] = vals[i : i+n : i+n]
+		i += n
+	}
+	if m.cfg.Exposed {
+		vals[i] = state
+		h[HeaderStatus] = vals[i : i+1 : i+1]
+		i++
+	}
+	if age >= 0 {
+		vals[i] = strconv.Itoa(age)
+		h["Age"] = vals[i : i+1 : i+1]
+		i++
+	}
+	if status == http.StatusOK && needsServeContent(r) {
+		modtime, _ := http.ParseTime(h.Get("Last-Modified"))
+		http.ServeContent(w, r, "", modtime, bytesReader(body))
+		return
+	}
+	if rp.bodyAllowed {
+		vals[i] = rp.contentLength
+		h["Content-Length"] = vals[i : i+1 : i+1]
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead && rp.bodyAllowed && len(body) > 0 {
+		w.Write(body) //nolint:errcheck // a client write error has no one to report to
+	}
+}
+
+// needsServeContent reports whether r carries headers that ask for part of
+// the body or for a conditional answer.
+func needsServeContent(r *http.Request) bool {
+	h := r.Header
+	return len(h["Range"]) > 0 || len(h["If-None-Match"]) > 0 || len(h["If-Modified-Since"]) > 0 ||
+		len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0
+}
+
+// recorder is the ResponseWriter a buffered backend request writes to. It
+// records the status, a snapshot of the header taken when the status is
+// written (httptest.ResponseRecorder semantics), and the body up to a limit.
+//
+// When the body outgrows the limit, or the handler flushes, the recorder
+// stops buffering: if it has a live writer (the foreground client's), what
+// was buffered and everything after goes to that writer; otherwise the rest
+// is discarded. Either way the response is no longer storable.
+//
+// After a timeout the recorder is abandoned: later writes fail with
+// http.ErrHandlerTimeout. A mutex makes that safe, since the handler then
+// runs on its own goroutine.
+//
+// The recorder deliberately has no Unwrap and no Hijack: giving the handler
+// the live connection would bypass the buffer. It implements Flush (and
+// FlushError, for http.ResponseController) by switching to streaming.
+type recorder struct {
+	mu          sync.Mutex
+	header      http.Header // handed to the handler
+	snapshot    http.Header // header as of WriteHeader
+	status      int
+	body        []byte
+	limit       int
+	live        http.ResponseWriter // nil when nobody can receive a stream
+	exposed     bool                // set the microcache header when streaming to live
+	wroteHeader bool
+	streaming   bool // past the limit or flushed: not buffering any more
+	abandoned   bool // timed out: everything is discarded
+}
+
+func newRecorder(live http.ResponseWriter, limit int, exposed bool) *recorder {
+	return &recorder{header: make(http.Header), limit: limit, live: live, exposed: exposed}
+}
+
+func (rec *recorder) Header() http.Header { return rec.header }
+
+func (rec *recorder) WriteHeader(code int) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.writeHeaderLocked(code)
+}
+
+func (rec *recorder) writeHeaderLocked(code int) {
+	if rec.abandoned || rec.wroteHeader {
+		return
+	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		// Informational responses (103 Early Hints) go to the live client
+		// at once, as net/http would send them; they are never stored.
+		if rec.live != nil {
+			lh := rec.live.Header()
+			for k, v := range rec.header {
+				if !isControlHeader(k) {
+					lh[k] = append([]string(nil), v...)
+				}
+			}
+			rec.live.WriteHeader(code)
+		}
+		return
+	}
+	rec.wroteHeader = true
+	rec.status = code
+	rec.snapshot = rec.header.Clone()
+}
+
+func (rec *recorder) Write(p []byte) (int, error) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.abandoned {
+		return 0, http.ErrHandlerTimeout
+	}
+	if !rec.wroteHeader {
+		rec.writeHeaderLocked(http.StatusOK)
+	}
+	if !rec.streaming {
+		if len(rec.body)+len(p) <= rec.limit {
+			rec.body = append(rec.body, p...)
+			return len(p), nil
+		}
+		rec.startStreamingLocked()
+	}
+	if rec.live == nil {
+		return len(p), nil
+	}
+	return rec.live.Write(p)
+}
+
+// startStreamingLocked stops buffering and, when there is a live writer,
+// sends it the header and what was buffered so far.
+func (rec *recorder) startStreamingLocked() {
+	rec.streaming = true
+	if rec.live == nil {
+		rec.body = nil
+		return
+	}
+	lh := rec.live.Header()
+	for k, v := range rec.snapshot {
+		if !isControlHeader(k) {
+			lh[k] = v
+		}
+	}
+	if rec.exposed {
+		lh.Set(HeaderStatus, StatusMiss)
+	}
+	rec.live.WriteHeader(rec.status)
+	if len(rec.body) > 0 {
+		rec.live.Write(rec.body) //nolint:errcheck // later writes report the same error to the handler
+	}
+	rec.body = nil
+}
+
+// FlushError switches the recorder to streaming and flushes the live
+// writer. It implements the method http.ResponseController looks for.
+func (rec *recorder) FlushError() error {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.abandoned {
+		return http.ErrHandlerTimeout
+	}
+	if !rec.wroteHeader {
+		rec.writeHeaderLocked(http.StatusOK)
+	}
+	if !rec.streaming {
+		rec.startStreamingLocked()
+	}
+	if rec.live == nil {
+		return nil
+	}
+	return http.NewResponseController(rec.live).Flush()
+}
+
+// Flush implements http.Flusher; see FlushError.
+func (rec *recorder) Flush() { rec.FlushError() } //nolint:errcheck // http.Flusher has no error
+
+// SetWriteDeadline and SetReadDeadline let handlers that extend their own
+// deadlines through http.ResponseController keep working while buffered.
+func (rec *recorder) SetWriteDeadline(t time.Time) error {
+	if rec.live == nil {
+		return nil
+	}
+	return http.NewResponseController(rec.live).SetWriteDeadline(t)
+}
+
+func (rec *recorder) SetReadDeadline(t time.Time) error {
+	if rec.live == nil {
+		return nil
+	}
+	return http.NewResponseController(rec.live).SetReadDeadline(t)
+}
+
+// abandon discards the response after a timeout. It returns false, and
+// abandons nothing, when the response is already streaming to the client
+// (it can no longer be replaced by a 503 or a stale object).
+func (rec *recorder) abandon() bool {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.streaming && rec.live != nil {
+		return false
+	}
+	rec.abandoned = true
+	return true
+}
+
+// result returns what was recorded. It must be called only once the handler
+// has returned (or the recorder was abandoned and will not be read again).
+func (rec *recorder) result() (status int, header http.Header, body []byte, streamed bool) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if !rec.wroteHeader {
+		// A handler that writes nothing sends an empty 200, as in net/http.
+		rec.writeHeaderLocked(http.StatusOK)
+	}
+	return rec.status, rec.snapshot, rec.body, rec.streaming
+}
+
+// passWriter wraps the client's ResponseWriter on pass-through paths. It
+// removes microcache-* headers before the header is sent, records the
+// status (including an implicit 200) and, when asked, what the response
+// says about caching. It offers Unwrap, Flush and Hijack, so that
+// http.ResponseController and type assertions reach the real connection.
+type passWriter struct {
+	http.ResponseWriter
+	exposed     bool
+	learn       bool // read the response's traits before scrubbing
+	traits      responseTraits
+	status      int
+	wroteHeader bool
+	hijacked    bool
+}
+
+func (p *passWriter) WriteHeader(code int) {
+	if p.wroteHeader {
+		p.ResponseWriter.WriteHeader(code) // net/http reports the superfluous call
+		return
+	}
+	h := p.ResponseWriter.Header()
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		scrubControlHeaders(h)
+		p.ResponseWriter.WriteHeader(code)
+		return
+	}
+	p.wroteHeader = true
+	p.status = code
+	if p.learn {
+		p.traits = readTraits(h)
+	}
+	scrubControlHeaders(h)
+	if p.exposed {
+		h.Set(HeaderStatus, StatusMiss)
+	}
+	p.ResponseWriter.WriteHeader(code)
+}
+
+func (p *passWriter) Write(b []byte) (int, error) {
+	if !p.wroteHeader {
+		p.WriteHeader(http.StatusOK)
+	}
+	return p.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the underlying writer's sendfile path available.
+func (p *passWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !p.wroteHeader {
+		p.WriteHeader(http.StatusOK)
+	}
+	if rf, ok := p.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{p.ResponseWriter}, src)
+}
+
+// writerOnly hides every method but Write, so io.Copy cannot loop back
+// into ReadFrom.
+type writerOnly struct{ io.Writer }
+
+func (p *passWriter) FlushError() error {
+	if !p.wroteHeader {
+		p.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(p.ResponseWriter).Flush()
+}
+
+func (p *passWriter) Flush() { p.FlushError() } //nolint:errcheck // http.Flusher has no error
+
+func (p *passWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(p.ResponseWriter).Hijack()
+	if err == nil {
+		p.hijacked = true
+	}
+	return conn, rw, err
+}
+
+func (p *passWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
+
+// finish sends the header if the handler never did, so that control
+// headers it set are removed from the implicit 200 too.
+func (p *passWriter) finish() {
+	if !p.wroteHeader && !p.hijacked {
+		p.WriteHeader(http.StatusOK)
+	}
+}
+
+// finalStatus is the status the client got, counting an implicit 200.
+func (p *passWriter) finalStatus() int {
+	if p.status == 0 {
+		return http.StatusOK
+	}
+	return p.status
+}
