@@ -7,3 +7,8 @@ require (
 	github.com/hashicorp/golang-lru/v2 v2.0.7
 	golang.org/x/sync v0.22.0
 )
+
+require (
+	github.com/klauspost/compress v1.20.3 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
+)
