@@ -60,7 +60,7 @@ var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &
 func (m *Microcache) urlKey(r *http.Request) (key string, ok bool) {
 	bp := keyBuffers.Get().(*[]byte)
 	b := (*bp)[:0]
-	if r.TLS != nil {
+	if r.TLS != nil || r.URL.Scheme == "https" {
 		b = append(b, 's')
 	} else {
 		b = append(b, 'p')
