@@ -1,0 +1,187 @@
+package microcache_test
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/httpimp/microcache"
+)
+
+// herd sends n concurrent GETs for target once the backend is entered,
+// then releases the backend and returns the responses.
+func herd(t *testing.T, h http.Handler, release chan struct{}, n int, target string, hdr ...string) []*http.Response {
+	t.Helper()
+	out := make([]*http.Response, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = get(t, h, target, hdr...)
+		}()
+	}
+	synctest.Wait() // everyone is in the backend or waiting for it
+	close(release)
+	wg.Wait()
+	return out
+}
+
+// Concurrent misses for one object make one backend call and all get its
+// response.
+func TestCollapsedForwarding(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			<-release
+			io.WriteString(w, "call "+itoa(n))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true, Exposed: true}).Middleware(be)
+		start := time.Now()
+		for _, res := range herd(t, h, release, 100, "/") {
+			expect(t, res, "MISS", "call 1")
+		}
+		if be.n() != 1 || time.Since(start) != 0 {
+			t.Errorf("backend calls = %d, elapsed %v", be.n(), time.Since(start))
+		}
+	})
+}
+
+// A 5xx without cookies is shared with the waiters.
+func TestCollapsedShares5xx(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			<-release
+			w.WriteHeader(502)
+			io.WriteString(w, "bad gateway")
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true}).Middleware(be)
+		for _, res := range herd(t, h, release, 20, "/") {
+			if res.StatusCode != 502 || body(t, res) != "bad gateway" {
+				t.Errorf("waiter got %d", res.StatusCode)
+			}
+		}
+		if be.n() != 1 {
+			t.Errorf("backend calls = %d, want 1", be.n())
+		}
+	})
+}
+
+// A response that may not be shared (here it sets a cookie) is not handed
+// to waiters: each makes its own call, concurrently, and the key is marked
+// uncacheable so later requests do not wait.
+func TestCollapsedUnshareable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if n == 1 {
+				<-release
+			}
+			w.Header().Set("Set-Cookie", "id="+itoa(n))
+			io.WriteString(w, "call "+itoa(n))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true}).Middleware(be)
+		seen := map[string]bool{}
+		for _, res := range herd(t, h, release, 10, "/") {
+			c := res.Header.Get("Set-Cookie")
+			if seen[c] {
+				t.Errorf("cookie %q handed to two clients", c)
+			}
+			seen[c] = true
+		}
+		if be.n() != 10 {
+			t.Errorf("backend calls = %d, want 10", be.n())
+		}
+		// Later requests pass through concurrently: none waits for another.
+		block := make(chan struct{})
+		be.serve = func(w http.ResponseWriter, r *http.Request, n int64) { <-block }
+		for range 3 {
+			go get(t, h, "/")
+		}
+		synctest.Wait()
+		if be.n() != 13 {
+			t.Errorf("backend calls = %d, want 13 (all three inside at once)", be.n())
+		}
+		close(block)
+	})
+}
+
+// Waiters on a response that varies get it only when their own request
+// selects the same variant.
+func TestCollapsedRespectsVary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if n == 1 {
+				<-release
+			}
+			w.Header().Set("Vary", "X-Lang")
+			io.WriteString(w, r.Header.Get("X-Lang"))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true}).Middleware(be)
+		var wg sync.WaitGroup
+		results := map[string]string{}
+		var mu sync.Mutex
+		for _, lang := range []string{"en", "fr", "de"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b := body(t, get(t, h, "/", "X-Lang", lang))
+				mu.Lock()
+				results[lang] = b
+				mu.Unlock()
+			}()
+		}
+		synctest.Wait()
+		close(release)
+		wg.Wait()
+		for lang, b := range results {
+			if b != lang {
+				t.Errorf("X-Lang %s got %q", lang, b)
+			}
+		}
+	})
+}
+
+// A panic in the shared call reaches the leader as it would without the
+// cache; waiters are released at once and make their own calls.
+func TestCollapsedPanicReleasesWaiters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if n == 1 {
+				<-release
+				panic("leader exploded")
+			}
+			io.WriteString(w, "call "+itoa(n))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true}).Middleware(be)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		panics, oks := 0, 0
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, p := serveRecover(h, "/")
+				mu.Lock()
+				defer mu.Unlock()
+				if p != nil {
+					panics++
+				} else if res.StatusCode == 200 {
+					oks++
+				}
+			}()
+		}
+		synctest.Wait()
+		close(release)
+		wg.Wait()
+		if panics != 1 || oks != 4 {
+			t.Errorf("%d panics and %d answers, want 1 and 4", panics, oks)
+		}
+	})
+}
