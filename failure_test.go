@@ -1,0 +1,185 @@
+package microcache_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/httpimp/microcache"
+)
+
+var errInjected = errors.New("injected fault")
+
+// faultyDriver wraps a real driver and fails the operations named in fail,
+// or corrupts what it returns.
+type faultyDriver struct {
+	microcache.Driver
+	fail    atomic.Value // string: "get-options", "set-options", "get-object", "set-object", "delete", "corrupt", ""
+	corrupt func(*microcache.Object) *microcache.Object
+}
+
+func (d *faultyDriver) is(op string) bool { v, _ := d.fail.Load().(string); return v == op }
+
+func (d *faultyDriver) GetOptions(ctx context.Context, key string) (microcache.Options, bool, error) {
+	if d.is("get-options") {
+		return microcache.Options{}, false, errInjected
+	}
+	return d.Driver.GetOptions(ctx, key)
+}
+
+func (d *faultyDriver) SetOptions(ctx context.Context, key string, o microcache.Options) error {
+	if d.is("set-options") {
+		return errInjected
+	}
+	return d.Driver.SetOptions(ctx, key, o)
+}
+
+func (d *faultyDriver) GetObject(ctx context.Context, key string) (*microcache.Object, error) {
+	if d.is("get-object") {
+		return nil, errInjected
+	}
+	obj, err := d.Driver.GetObject(ctx, key)
+	if obj != nil && d.is("corrupt") {
+		obj = d.corrupt(obj)
+	}
+	return obj, err
+}
+
+func (d *faultyDriver) SetObject(ctx context.Context, key string, obj *microcache.Object) error {
+	if d.is("set-object") {
+		return errInjected
+	}
+	return d.Driver.SetObject(ctx, key, obj)
+}
+
+// A failing driver never fails a request: the backend answers, nothing is
+// served from the cache, and the failure is counted and reported.
+func TestDriverFaults(t *testing.T) {
+	for _, op := range []string{"get-options", "set-options", "get-object", "set-object"} {
+		t.Run(op, func(t *testing.T) {
+			mon := &statsMonitor{}
+			d := &faultyDriver{Driver: microcache.NewDriverLRU(10)}
+			be := &backend{}
+			c := microcache.New(microcache.Config{TTL: time.Minute, Exposed: true, Driver: d, Monitor: mon})
+			h := c.Middleware(be)
+			get(t, h, "/") // stored while the driver works
+			if op == "set-options" || op == "set-object" {
+				serve(t, h, http.MethodPost, "/") // purge, so the next GET must store
+			}
+			d.fail.Store(op)
+			for range 2 {
+				res := get(t, h, "/")
+				if res.StatusCode != 200 || state(res) != "MISS" {
+					t.Errorf("status %d %s, want 200 MISS from the backend", res.StatusCode, state(res))
+				}
+			}
+			c.Stop()
+			if mon.total.CacheErrors == 0 || mon.total.Errors != 0 {
+				t.Errorf("stats %+v: want cache errors, no backend errors", mon.total)
+			}
+			for _, k := range mon.kinds() {
+				if k != microcache.ErrorDriver {
+					t.Errorf("event kind %v, want driver", k)
+				}
+			}
+		})
+	}
+}
+
+// Corrupt stored data is a miss, never a panic and never garbage to a
+// client.
+func TestCorruptObjects(t *testing.T) {
+	cases := map[string]func(*microcache.Object) *microcache.Object{
+		"garbage compressed body": func(o *microcache.Object) *microcache.Object {
+			c := *o
+			c.Body = []byte("\xff\x00garbage")
+			return &c
+		},
+		"size mismatch": func(o *microcache.Object) *microcache.Object {
+			c := *o
+			c.Size++
+			return &c
+		},
+		"bad status": func(o *microcache.Object) *microcache.Object {
+			c := *o
+			c.Status = 0
+			return &c
+		},
+	}
+	for name, corrupt := range cases {
+		t.Run(name, func(t *testing.T) {
+			mon := &statsMonitor{}
+			d := &faultyDriver{Driver: microcache.NewDriverLRU(10), corrupt: corrupt}
+			be := &backend{}
+			c := microcache.New(microcache.Config{TTL: time.Minute, Exposed: true, Driver: d, Monitor: mon, Compressor: microcache.CompressorSnappy{}})
+			h := c.Middleware(be)
+			get(t, h, "/")
+			d.fail.Store("corrupt")
+			expect(t, get(t, h, "/"), "MISS", "call 2")
+			c.Stop()
+			if mon.total.CacheErrors != 1 {
+				t.Errorf("cache errors = %d, want 1", mon.total.CacheErrors)
+			}
+		})
+	}
+}
+
+type failingCompressor struct{ microcache.CompressorSnappy }
+
+func (failingCompressor) Compress(dst, src []byte) ([]byte, error) { return dst, errInjected }
+
+// A compressor error serves the response unstored.
+func TestCompressorFault(t *testing.T) {
+	mon := &statsMonitor{}
+	be := &backend{}
+	c := microcache.New(microcache.Config{TTL: time.Minute, Exposed: true, Monitor: mon, Compressor: failingCompressor{}})
+	h := c.Middleware(be)
+	expect(t, get(t, h, "/"), "MISS", "call 1")
+	expect(t, get(t, h, "/"), "MISS", "call 2")
+	c.Stop()
+	if mon.total.CacheErrors != 2 {
+		t.Errorf("cache errors = %d, want 2", mon.total.CacheErrors)
+	}
+}
+
+// ErrorMonitor receives backend failures with the request, the response
+// and the error; timeouts are their own kind.
+func TestErrorEvents(t *testing.T) {
+	mon := &statsMonitor{}
+	be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+		switch r.URL.Path {
+		case "/500":
+			w.Header().Set("X-Why", "db down")
+			w.WriteHeader(500)
+		case "/slow":
+			<-r.Context().Done()
+		case "/panic":
+			panic(errInjected)
+		}
+	}}
+	c := microcache.New(microcache.Config{TTL: time.Minute, Timeout: 50 * time.Millisecond, Monitor: mon})
+	h := c.Middleware(be)
+	get(t, h, "/500")
+	get(t, h, "/slow")
+	serveRecover(h, "/panic")
+	c.Stop()
+	if len(mon.events) != 3 {
+		t.Fatalf("events: %+v", mon.events)
+	}
+	e500, slow, pnc := mon.events[0], mon.events[1], mon.events[2]
+	if e500.Kind != microcache.ErrorBackend || e500.Status != 500 || e500.Header.Get("X-Why") != "db down" || e500.Request.URL.Path != "/500" {
+		t.Errorf("5xx event %+v", e500)
+	}
+	if slow.Kind != microcache.ErrorTimeout || slow.Request.URL.Path != "/slow" || slow.Err == nil {
+		t.Errorf("timeout event %+v", slow)
+	}
+	if pnc.Kind != microcache.ErrorPanic || !errors.Is(pnc.Err, errInjected) {
+		t.Errorf("panic event %+v", pnc)
+	}
+	if mon.total.Errors != 3 || mon.total.Timeouts != 1 || mon.total.Panics != 1 {
+		t.Errorf("stats %+v", mon.total)
+	}
+}
