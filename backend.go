@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	errCorruptObject = errors.New("microcache: stored object is corrupt")
+	errCorruptObject = fmt.Errorf("%w: stored object fails its consistency checks", ErrCorrupt)
 	errNoCompressor  = errors.New("microcache: stored object is compressed but no Compressor is configured")
 	errTimeout       = errors.New("microcache: backend timed out")
 )

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -71,10 +72,13 @@ func newReplayHeader(status int, h http.Header, size int) *replayHeader {
 		contentLength: strconv.Itoa(size),
 		bodyAllowed:   bodyAllowed(status),
 	}
-	for k, v := range h {
+	for k := range h {
 		rp.names = append(rp.names, k)
-		rp.counts = append(rp.counts, len(v))
-		rp.values = append(rp.values, v...)
+	}
+	slices.Sort(rp.names) // a deterministic header order on the wire
+	for _, k := range rp.names {
+		rp.counts = append(rp.counts, len(h[k]))
+		rp.values = append(rp.values, h[k]...)
 	}
 	return rp
 }
