@@ -138,7 +138,8 @@ func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchR
 	}
 	if res.failed() && !res.panicked.isAbort() && fallback != nil {
 		m.count(stales)
-		m.writeObject(w, r, fallback, fallbackBody, StatusStale, time.Now())
+		t := timingsOf(m.clk, fallback)
+		m.writeObject(w, r, fallback, &t, fallbackBody, StatusStale, m.clk.now())
 		return
 	}
 	m.count(misses)
@@ -179,8 +180,10 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		m.fail(ErrorEvent{Kind: ErrorBackend, Request: r, Status: res.status, Header: res.header, Background: background})
 	}
 	if res.failed() {
-		if fallback != nil && prev.StaleRecache && fallback.staleIfErrorAt(time.Now()) {
-			m.recache(r, objectKey(key, &prev, r), fallback, prev)
+		if fallback != nil && prev.StaleRecache {
+			if t := timingsOf(m.clk, fallback); t.staleIfErrorAt(m.clk.now()) {
+				m.recache(r, objectKey(key, &prev, r), fallback, prev)
+			}
 		}
 		if res.timedOut || res.panicked != nil {
 			res.body = nil
@@ -196,6 +199,11 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	opts.Uncacheable = !storable
 	res.opts = opts
 	res.objKey = objectKey(key, &opts, r)
+	if len(res.objKey) > maxKeySize {
+		// A hostile value of a varied header or parameter: this variant is
+		// not stored, but the URL stays cacheable for everyone else.
+		storable = false
+	}
 	stored := clientHeader(res.header)
 	res.replay = newReplayHeader(res.status, stored, len(res.body))
 	if err := m.driver.SetOptions(ctx, key, opts); err != nil {
@@ -223,6 +231,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		StaleIfError:         opts.StaleIfError,
 		replay:               res.replay,
 	}
+	obj.stamp(m.clk)
 	if c := m.cfg.Compressor; c != nil {
 		z, err := c.Compress(nil, res.body)
 		if err != nil {
@@ -244,6 +253,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 func (m *Microcache) recache(r *http.Request, objKey string, obj *Object, opts Options) {
 	again := *obj
 	again.Expires = time.Now().Add(opts.TTL)
+	again.stamp(m.clk)
 	if err := m.driver.SetObject(r.Context(), objKey, &again); err != nil {
 		m.driverFailed(r, err)
 	}
@@ -294,6 +304,9 @@ func call(next http.Handler, w http.ResponseWriter, r *http.Request) (p *panicke
 // It returns false, starting nothing, once the Microcache is stopped: the
 // caller then refreshes in the foreground.
 func (m *Microcache) revalidate(next http.Handler, r *http.Request, key, objKey string, opts Options, obj *Object) bool {
+	if objKey == "" {
+		objKey = key
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.running {

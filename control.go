@@ -69,48 +69,63 @@ type responseTraits struct {
 // readTraits parses the caching-relevant headers of a response.
 func readTraits(h http.Header) responseTraits {
 	var t responseTraits
+	t.scan(h, false)
+	return t
+}
+
+// scan reads the caching-relevant headers of h into t in one pass, and with
+// scrub also deletes the microcache-* headers from h. Names are compared
+// case-insensitively, since handlers may write to the map directly.
+func (t *responseTraits) scan(h http.Header, scrub bool) {
 	for name, values := range h {
 		if !isControlHeader(name) {
-			switch textproto.CanonicalMIMEHeaderKey(name) {
-			case "Set-Cookie":
-				t.setsCookie = len(values) > 0
-			case "Cache-Control":
+			switch {
+			case len(name) == len("Set-Cookie") && strings.EqualFold(name, "Set-Cookie"):
+				t.setsCookie = t.setsCookie || len(values) > 0
+			case len(name) == len("Cache-Control") && strings.EqualFold(name, "Cache-Control"):
 				t.private = t.private || hasToken(values, "private") || hasToken(values, "no-store")
-			case "Vary":
+			case len(name) == len("Vary") && strings.EqualFold(name, "Vary"):
 				t.vary = appendNames(t.vary, values, &t.varyAll)
 			}
 			continue
 		}
+		if scrub {
+			delete(h, name) // deleting the current entry during range is allowed
+		}
 		if len(values) == 0 {
 			continue
 		}
-		v := strings.TrimSpace(values[0])
-		switch strings.ToLower(name[len(controlPrefix):]) {
-		case "cache":
-			t.cache = parseFlag(v)
-		case "nocache":
-			t.nocache = parseFlag(v)
-		case "ttl":
-			t.ttl, t.hasTTL = parseDuration(v)
-		case "stale-if-error":
-			t.staleIfError, t.hasStaleIfError = parseDuration(v)
-		case "stale-while-revalidate":
-			t.staleWhileRevalidate, t.hasStaleWhileRevalidate = parseDuration(v)
-		case "stale-recache":
-			t.staleRecache = parseFlag(v)
-		case "no-stale-recache":
-			t.noStaleRecache = parseFlag(v)
-		case "collapsed-forwarding":
-			t.collapsed = parseFlag(v)
-		case "no-collapsed-forwarding":
-			t.noCollapsed = parseFlag(v)
-		case "vary":
-			t.vary = appendNames(t.vary, values, nil)
-		case "vary-query":
-			t.varyQuery = appendTokens(t.varyQuery, values)
-		}
+		t.control(strings.ToLower(name[len(controlPrefix):]), values)
 	}
-	return t
+}
+
+// control applies one microcache-* header, named by its lower-case suffix.
+func (t *responseTraits) control(suffix string, values []string) {
+	v := strings.TrimSpace(values[0])
+	switch suffix {
+	case "cache":
+		t.cache = parseFlag(v)
+	case "nocache":
+		t.nocache = parseFlag(v)
+	case "ttl":
+		t.ttl, t.hasTTL = parseDuration(v)
+	case "stale-if-error":
+		t.staleIfError, t.hasStaleIfError = parseDuration(v)
+	case "stale-while-revalidate":
+		t.staleWhileRevalidate, t.hasStaleWhileRevalidate = parseDuration(v)
+	case "stale-recache":
+		t.staleRecache = parseFlag(v)
+	case "no-stale-recache":
+		t.noStaleRecache = parseFlag(v)
+	case "collapsed-forwarding":
+		t.collapsed = parseFlag(v)
+	case "no-collapsed-forwarding":
+		t.noCollapsed = parseFlag(v)
+	case "vary":
+		t.vary = appendNames(t.vary, values, nil)
+	case "vary-query":
+		t.varyQuery = appendTokens(t.varyQuery, values)
+	}
 }
 
 // parseFlag reports whether v is a true boolean ("1", "true", ...);

@@ -124,6 +124,10 @@ type Object struct {
 	// replay is the precomputed form used to write the object quickly; it
 	// is built by prepare before the object is shared.
 	replay *replayHeader
+
+	// times are the object's instants on the clock of the Microcache that
+	// built it, set by stamp before the object is shared.
+	times timings
 }
 
 // RetainUntil returns the last instant at which the object can still be

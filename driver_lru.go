@@ -23,12 +23,14 @@ const lruRecordOverhead = 256
 // built on github.com/hashicorp/golang-lru/v2 and split into independently
 // locked shards; reads take only a shared lock, so hits on one hot key from
 // many goroutines do not serialize. Recency is tracked approximately: a read
-// moves a record to the front only once other records have been added since
-// it was last moved, which keeps eviction least-recently-used in practice.
+// moves a record to the front only if records were added to its shard since
+// it was last moved there, which keeps eviction least-recently-used in
+// practice without a write lock per read.
 //
-// Objects and options are counted separately against the object limit;
-// both count against the byte limit. DriverLRU is safe for concurrent use.
-// Its methods never return errors.
+// A URL's options and the object of its plain variant share one record, so
+// a hit costs one lookup. The object limit counts objects; the byte limit
+// counts keys, headers, bodies and a fixed per-record overhead. DriverLRU
+// is safe for concurrent use. Its methods never return errors.
 type DriverLRU struct {
 	seed      maphash.Seed
 	shards    [lruShards]lruShard
@@ -39,51 +41,60 @@ var _ Driver = (*DriverLRU)(nil)
 
 type lruShard struct {
 	mu       sync.RWMutex
-	objects  *simplelru.LRU[string, *lruRecord] // guarded by mu
-	options  *simplelru.LRU[string, *lruRecord] // guarded by mu
+	records  *simplelru.LRU[string, *lruRecord] // guarded by mu
+	objects  int                                // records holding an object; guarded by mu
+	maxObjs  int                                // object limit of this shard
+	maxBytes int64                              // byte limit of this shard; 0: none
 	bytes    atomic.Int64                       // written with mu held
-	maxBytes int64                              // 0: no byte limit
-	adds     atomic.Uint64                      // records added, written with mu held
-	deleting bool                               // guarded by mu: a removal in progress is not an eviction
-	_        [40]byte                           // keep shards on separate cache lines
+	adds     atomic.Uint64                      // records added; written with mu held
+	evicting bool                               // guarded by mu: removals now are evictions
+	_        [32]byte                           // keep shards on separate cache lines
 }
 
-// lruRecord is one stored object or options value.
+// lruRecord is what one key holds: options, an object, or both. Its fields
+// are guarded by the shard's mu.
 type lruRecord struct {
-	obj   *Object
-	opts  Options
-	size  int64
-	moved atomic.Uint64 // shard.adds when the record was last moved to the front
+	opts     Options
+	hasOpts  bool
+	obj      *Object
+	optsSize int64
+	objSize  int64
+	moved    atomic.Uint64 // shard.adds when the record was last moved to the front
 }
 
-// NewDriverLRU returns a [DriverLRU] holding at most size objects (and at
-// most size option records). A size below 1 is treated as 1.
+// NewDriverLRU returns a [DriverLRU] holding at most size objects. A size
+// below 1 is treated as 1.
 func NewDriverLRU(size int) *DriverLRU {
 	return NewDriverLRUBytes(size, 0)
 }
 
 // NewDriverLRUBytes returns a [DriverLRU] holding at most maxObjects objects
-// and at most maxBytes bytes of records (keys, headers and bodies as stored,
-// plus a fixed per-record overhead). maxBytes <= 0 means no byte limit; a
+// and at most maxBytes bytes (keys, headers and bodies as stored, plus a
+// fixed per-record overhead). maxBytes <= 0 means no byte limit; a
 // maxObjects below 1 is treated as 1. The limits are split evenly over the
-// driver's shards, so an object larger than maxBytes/16 is never retained.
+// driver's 16 shards, so an object larger than maxBytes/16 is never
+// retained; set [Config.MaxObjectSize] below that.
 func NewDriverLRUBytes(maxObjects int, maxBytes int64) *DriverLRU {
 	d := &DriverLRU{seed: maphash.MakeSeed()}
 	perShard := max(1, (maxObjects+lruShards-1)/lruShards)
 	for i := range d.shards {
 		s := &d.shards[i]
+		s.maxObjs = perShard
 		if maxBytes > 0 {
 			s.maxBytes = max(1, maxBytes/lruShards)
 		}
-		onEvict := func(_ string, r *lruRecord) {
-			s.bytes.Add(-r.size)
-			if !s.deleting {
+		// The record count is bounded by hand (objects and bytes), so the
+		// LRU's own size limit is set out of reach; NewLRU fails only for a
+		// size below 1.
+		s.records, _ = simplelru.NewLRU(int(^uint(0)>>2), func(_ string, r *lruRecord) {
+			s.bytes.Add(-(r.optsSize + r.objSize))
+			if r.obj != nil {
+				s.objects--
+			}
+			if s.evicting {
 				d.evictions.Add(1)
 			}
-		}
-		// NewLRU fails only for a size below 1, which perShard never is.
-		s.objects, _ = simplelru.NewLRU(perShard, onEvict)
-		s.options, _ = simplelru.NewLRU(perShard, onEvict)
+		})
 	}
 	return d
 }
@@ -92,14 +103,32 @@ func (d *DriverLRU) shard(key string) *lruShard {
 	return &d.shards[maphash.String(d.seed, key)&(lruShards-1)]
 }
 
+// lookup returns the options stored under key and the object stored under
+// the same key, in one step. It does not retain key. It backs the hit path.
+func (d *DriverLRU) lookup(key string) (opts Options, obj *Object, found bool) {
+	s := d.shard(key)
+	s.mu.RLock()
+	r, ok := s.records.Peek(key)
+	if ok {
+		opts, found, obj = r.opts, r.hasOpts, r.obj
+	}
+	s.mu.RUnlock()
+	if ok {
+		s.touch(key, r)
+	}
+	return opts, obj, found
+}
+
 // GetOptions implements [Driver].
 func (d *DriverLRU) GetOptions(_ context.Context, key string) (Options, bool, error) {
-	s := d.shard(key)
-	r := s.get(s.options, key)
-	if r == nil {
-		return Options{}, false, nil
-	}
-	return r.opts, true, nil
+	o, _, found := d.lookup(key)
+	return o, found, nil
+}
+
+// GetObject implements [Driver].
+func (d *DriverLRU) GetObject(_ context.Context, key string) (*Object, error) {
+	_, obj, _ := d.lookup(key)
+	return obj, nil
 }
 
 // SetOptions implements [Driver].
@@ -111,35 +140,46 @@ func (d *DriverLRU) SetOptions(_ context.Context, key string, o Options) error {
 	for _, v := range o.VaryQuery {
 		size += int64(len(v))
 	}
-	s := d.shard(key)
-	s.add(s.options, key, &lruRecord{opts: o, size: size})
+	d.shard(key).update(key, func(r *lruRecord) int64 {
+		delta := size - r.optsSize
+		r.opts, r.hasOpts, r.optsSize = o, true, size
+		return delta
+	})
 	return nil
-}
-
-// GetObject implements [Driver].
-func (d *DriverLRU) GetObject(_ context.Context, key string) (*Object, error) {
-	s := d.shard(key)
-	if r := s.get(s.objects, key); r != nil {
-		return r.obj, nil
-	}
-	return nil, nil
 }
 
 // SetObject implements [Driver].
 func (d *DriverLRU) SetObject(_ context.Context, key string, obj *Object) error {
+	size := int64(len(key)) + obj.storedSize()
 	s := d.shard(key)
-	s.add(s.objects, key, &lruRecord{obj: obj, size: int64(len(key)) + obj.storedSize()})
+	s.update(key, func(r *lruRecord) int64 {
+		if r.obj == nil {
+			s.objects++
+		}
+		delta := size - r.objSize
+		r.obj, r.objSize = obj, size
+		return delta
+	})
 	return nil
 }
 
-// DeleteObject implements [Driver].
+// DeleteObject implements [Driver]. The options stored under the same key,
+// if any, stay.
 func (d *DriverLRU) DeleteObject(_ context.Context, key string) error {
 	s := d.shard(key)
 	s.mu.Lock()
-	s.deleting = true // the eviction callback must not count this removal
-	s.objects.Remove(key)
-	s.deleting = false
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	r, ok := s.records.Peek(key)
+	if !ok || r.obj == nil {
+		return nil
+	}
+	if !r.hasOpts {
+		s.records.Remove(key) // the callback adjusts the counts
+		return nil
+	}
+	s.objects--
+	s.bytes.Add(-r.objSize)
+	r.obj, r.objSize = nil, 0
 	return nil
 }
 
@@ -149,7 +189,7 @@ func (d *DriverLRU) Len() int {
 	for i := range d.shards {
 		s := &d.shards[i]
 		s.mu.RLock()
-		n += s.objects.Len()
+		n += s.objects
 		s.mu.RUnlock()
 	}
 	return n
@@ -168,43 +208,39 @@ func (d *DriverLRU) Bytes() int64 {
 // limits since the driver was created.
 func (d *DriverLRU) Evictions() uint64 { return d.evictions.Load() }
 
-// get looks key up under the shared lock and moves the record to the front
-// only when records were added since it was last moved there.
-func (s *lruShard) get(l *simplelru.LRU[string, *lruRecord], key string) *lruRecord {
-	s.mu.RLock()
-	r, ok := l.Peek(key)
-	s.mu.RUnlock()
-	if !ok {
-		return nil
+// touch moves r to the front if records were added since it was last
+// moved there.
+func (s *lruShard) touch(key string, r *lruRecord) {
+	adds := s.adds.Load()
+	if r.moved.Load() == adds {
+		return
 	}
-	if adds := s.adds.Load(); r.moved.Load() != adds {
-		s.mu.Lock()
-		l.Get(key) // moves it to the front, if still present
-		s.mu.Unlock()
-		r.moved.Store(adds)
-	}
-	return r
+	s.mu.Lock()
+	s.records.Get(key) // moves it to the front, if still present
+	s.mu.Unlock()
+	r.moved.Store(adds)
 }
 
-// add stores r under key, then evicts least recently used records until the
-// shard is within its byte limit.
-func (s *lruShard) add(l *simplelru.LRU[string, *lruRecord], key string, r *lruRecord) {
+// update applies change to the record under key (creating it), moves it to
+// the front, and evicts least recently used records until the shard is
+// within its limits. change returns the record's change in size.
+func (s *lruShard) update(key string, change func(*lruRecord) int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := l.Peek(key); ok {
-		s.bytes.Add(-old.size)
+	r, ok := s.records.Get(key)
+	if !ok {
+		r = new(lruRecord)
+		s.records.Add(key, r)
 	}
-	s.bytes.Add(r.size)
-	l.Add(key, r)
+	s.bytes.Add(change(r))
 	r.moved.Store(s.adds.Add(1))
-	for s.maxBytes > 0 && s.bytes.Load() > s.maxBytes {
-		// Objects go first: they are the large records, and an options
-		// record without its objects costs only a miss.
-		if _, _, ok := s.objects.RemoveOldest(); ok {
-			continue
-		}
-		if _, _, ok := s.options.RemoveOldest(); !ok {
+	s.evicting = true
+	// Records without objects (options of uncacheable or varying URLs) are
+	// bounded too, at twice the object limit.
+	for s.objects > s.maxObjs || s.records.Len() > 2*s.maxObjs || (s.maxBytes > 0 && s.bytes.Load() > s.maxBytes) {
+		if _, _, ok := s.records.RemoveOldest(); !ok {
 			break
 		}
 	}
+	s.evicting = false
 }

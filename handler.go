@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"time"
 )
 
 // handler is what Middleware returns: the request flow around next.
@@ -49,13 +48,15 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		h.pass(w, r, false)
 		return
 	}
-	key, ok := m.urlKey(r)
-	if !ok {
+	var key keyBuf
+	key.build(m, r)
+	defer key.release()
+	if key.tooLong() {
 		h.pass(w, r, false)
 		return
 	}
-	ctx := r.Context()
-	opts, found, err := m.driver.GetOptions(ctx, key)
+
+	opts, found, obj, objKey, err := m.find(r, &key)
 	if err != nil {
 		m.driverFailed(r, err)
 		h.pass(w, r, false)
@@ -64,49 +65,38 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	if found && opts.Uncacheable {
 		// Learn from this response too: the URL may have become cacheable.
 		if p := h.pass(w, r, r.Method == http.MethodGet); r.Method == http.MethodGet {
-			m.relearn(r, key, opts, p)
+			m.relearn(r, &key, opts, p)
 		}
 		return
 	}
 
-	var obj *Object
 	var body []byte
-	var objKey string
-	if found {
-		objKey = objectKey(key, &opts, r)
-		if obj, err = m.driver.GetObject(ctx, objKey); err != nil {
-			m.driverFailed(r, err)
-			h.pass(w, r, false)
-			return
-		}
-		if obj != nil && obj.Epoch != opts.Epoch {
-			obj = nil // purged
-		}
-		if obj != nil {
-			var release func()
-			if body, release, ok = m.bodyOf(r, obj); !ok {
-				obj = nil
-			} else {
-				defer release()
-			}
+	if obj != nil {
+		var release func()
+		var ok bool
+		if body, release, ok = m.bodyOf(r, obj); !ok {
+			obj = nil
+		} else {
+			defer release()
 		}
 	}
 
-	now := time.Now()
 	if obj != nil {
-		switch obj.freshness(now) {
+		t := timingsOf(m.clk, obj)
+		now := m.clk.now()
+		switch t.freshnessAt(now) {
 		case fresh:
 			m.count(hits)
-			m.writeObject(w, r, obj, body, StatusHit, now)
+			m.writeObject(w, r, obj, &t, body, StatusHit, now)
 			return
 		case staleRevalidate:
-			if m.revalidate(h.next, r, key, objKey, opts, obj) {
+			if m.revalidate(h.next, r, key.String(), objKey, opts, obj) {
 				m.count(stales)
-				m.writeObject(w, r, obj, body, StatusStale, now)
+				m.writeObject(w, r, obj, &t, body, StatusStale, now)
 				return
 			}
 		}
-		if !obj.staleIfErrorAt(now) {
+		if !t.staleIfErrorAt(now) {
 			obj = nil
 		}
 	}
@@ -115,7 +105,38 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		h.pass(w, r, false)
 		return
 	}
-	h.miss(w, r, key, opts, found, obj, body)
+	h.miss(w, r, key.String(), opts, found, obj, body)
+}
+
+// find looks up the options of the URL key and the object r selects. obj is
+// nil when there is none, or it belongs to a purged epoch. objKey is empty
+// when the object's key equals the URL key.
+func (m *Microcache) find(r *http.Request, key *keyBuf) (opts Options, found bool, obj *Object, objKey string, err error) {
+	if m.lru != nil {
+		// One lookup finds the options and the plain variant's object.
+		opts, obj, found = m.lru.lookup(key.view())
+	} else {
+		opts, found, err = m.driver.GetOptions(r.Context(), key.String())
+		if err != nil {
+			return
+		}
+	}
+	if !found || opts.Uncacheable {
+		return opts, found, nil, "", nil
+	}
+	if len(opts.Vary) > 0 || len(opts.VaryQuery) > 0 || m.lru == nil {
+		objKey = objectKey(key.String(), &opts, r)
+		if len(objKey) > maxKeySize {
+			return opts, found, nil, objKey, nil // never stored: see fetch
+		}
+		if obj, err = m.driver.GetObject(r.Context(), objKey); err != nil {
+			return
+		}
+	}
+	if obj != nil && obj.Epoch != opts.Epoch {
+		obj = nil // purged
+	}
+	return opts, found, obj, objKey, nil
 }
 
 // bypassCache reports whether r must neither be answered from nor stored in
@@ -150,13 +171,13 @@ func (h *handler) pass(w http.ResponseWriter, r *http.Request, learn bool) *pass
 
 // relearn updates the options of an uncacheable URL from a pass-through
 // response: a storable answer makes the URL cacheable again.
-func (m *Microcache) relearn(r *http.Request, key string, opts Options, p *passWriter) {
+func (m *Microcache) relearn(r *http.Request, key *keyBuf, opts Options, p *passWriter) {
 	status := p.finalStatus()
 	if p.hijacked || !m.storable(status, &p.traits) {
 		return
 	}
 	next := m.learn(&p.traits, opts, true)
-	if err := m.driver.SetOptions(r.Context(), key, next); err != nil {
+	if err := m.driver.SetOptions(r.Context(), key.String(), next); err != nil {
 		m.driverFailed(r, err)
 	}
 }
@@ -248,45 +269,12 @@ func sortedUnion(a, b []string) []string {
 	return u
 }
 
-// freshness is where an object stands at a given instant.
-type freshness int
-
-const (
-	expired         freshness = iota // past every stale window but stale-if-error, maybe
-	fresh                            // younger than its TTL
-	staleRevalidate                  // within its stale-while-revalidate window
-)
-
-// freshness returns where o stands at now.
-func (o *Object) freshness(now time.Time) freshness {
-	switch {
-	case now.Before(o.Expires):
-		return fresh
-	case now.Before(o.Expires.Add(o.StaleWhileRevalidate)):
-		return staleRevalidate
-	}
-	return expired
-}
-
-// staleIfErrorAt reports whether o may answer in place of a backend error
-// at now.
-func (o *Object) staleIfErrorAt(now time.Time) bool {
-	return now.Before(o.Expires.Add(o.StaleIfError))
-}
-
-// ageAt returns the Age of o at now, in whole seconds.
-func (o *Object) ageAt(now time.Time) int {
-	if d := now.Sub(o.Date); d > 0 {
-		return int(d / time.Second)
-	}
-	return 0
-}
-
-// writeObject replays obj (whose expanded body is body) to w.
-func (m *Microcache) writeObject(w http.ResponseWriter, r *http.Request, obj *Object, body []byte, state string, now time.Time) {
+// writeObject replays obj (whose expanded body is body, and whose timings
+// are t) to w at now.
+func (m *Microcache) writeObject(w http.ResponseWriter, r *http.Request, obj *Object, t *timings, body []byte, state string, now int64) {
 	age := -1
 	if !m.cfg.SuppressAgeHeader {
-		age = obj.ageAt(now)
+		age = t.ageAt(now)
 	}
 	m.writeReplay(w, r, obj.Status, replayOf(obj), body, state, age)
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // maxKeySize is the longest cache key, in bytes, that the middleware will
@@ -58,8 +59,51 @@ var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &
 // urlKey returns the URL key of r, or ok false when it would exceed
 // maxKeySize.
 func (m *Microcache) urlKey(r *http.Request) (key string, ok bool) {
-	bp := keyBuffers.Get().(*[]byte)
-	b := (*bp)[:0]
+	var k keyBuf
+	k.build(m, r)
+	defer k.release()
+	if k.tooLong() {
+		return "", false
+	}
+	return k.String(), true
+}
+
+// keyBuf holds a URL key being used by one request: built into a pooled
+// buffer, looked up without allocating (view), and copied into a string
+// only when it must outlive the request (String).
+type keyBuf struct {
+	bp *[]byte
+	b  []byte
+	s  string
+}
+
+func (k *keyBuf) build(m *Microcache, r *http.Request) {
+	k.bp = keyBuffers.Get().(*[]byte)
+	k.b = m.appendURLKey((*k.bp)[:0], r)
+}
+
+func (k *keyBuf) tooLong() bool { return len(k.b) > maxKeySize }
+
+// view returns the key without copying it. The result must not be
+// retained past the request; it is only given to DriverLRU.lookup.
+func (k *keyBuf) view() string { return unsafe.String(unsafe.SliceData(k.b), len(k.b)) }
+
+// String returns the key as a string of its own.
+func (k *keyBuf) String() string {
+	if k.s == "" {
+		k.s = string(k.b)
+	}
+	return k.s
+}
+
+// release returns the buffer to the pool; view results die with it.
+func (k *keyBuf) release() {
+	*k.bp = k.b[:0]
+	keyBuffers.Put(k.bp)
+}
+
+// appendURLKey appends the URL key of r to b.
+func (m *Microcache) appendURLKey(b []byte, r *http.Request) []byte {
 	if r.TLS != nil || r.URL.Scheme == "https" {
 		b = append(b, 's')
 	} else {
@@ -78,16 +122,14 @@ func (m *Microcache) urlKey(r *http.Request) (key string, ok bool) {
 	if m.cfg.HashQuery {
 		b = m.appendQuery(b, r.URL.RawQuery)
 	}
+	if len(r.Header) == 0 {
+		return append(b, "---"...) // what the loop appends for three absent headers
+	}
 	for _, name := range forwardedHeaders {
 		v, present := r.Header[name]
 		b = appendValues(b, v, present)
 	}
-	if len(b) <= maxKeySize {
-		key, ok = string(b), true
-	}
-	*bp = b
-	keyBuffers.Put(bp)
-	return key, ok
+	return b
 }
 
 // objectKey returns the key of the variant of urlKey that r selects under o.
@@ -115,6 +157,15 @@ func objectKey(urlKey string, o *Options, r *http.Request) string {
 				}
 			}
 			b = appendValues(b, values, values != nil)
+		}
+		// Pairs that could not be decoded (a ';' in them, a bad escape) may
+		// carry a varied parameter for a backend that splits differently,
+		// so they are all part of the key.
+		for _, p := range params {
+			if p.raw {
+				b = append(b, '!')
+				b = appendField(b, p.name)
+			}
 		}
 	}
 	key := string(b)

@@ -18,6 +18,8 @@ import (
 type Microcache struct {
 	cfg     Config // normalized copy; never modified after New
 	driver  Driver
+	lru     *DriverLRU // the driver, when it is one: its one-step lookup backs the hit path
+	clk     *clock
 	monitor Monitor      // nil: no stats are counted
 	errMon  ErrorMonitor // nil unless monitor implements it
 	stats   *counters    // nil when monitor is nil
@@ -43,9 +45,11 @@ func New(cfg Config) *Microcache {
 	m := &Microcache{
 		cfg:          cfg,
 		driver:       cfg.Driver,
+		clk:          newClock(),
 		monitor:      cfg.Monitor,
 		revalidating: make(map[string]struct{}),
 	}
+	m.lru, _ = m.driver.(*DriverLRU)
 	if m.monitor != nil {
 		m.stats = new(counters)
 		m.errMon, _ = m.monitor.(ErrorMonitor)

@@ -367,11 +367,12 @@ func (p *passWriter) WriteHeader(code int) {
 	p.wroteHeader = true
 	p.status = code
 	if p.learn {
-		p.traits = readTraits(h)
+		p.traits.scan(h, true)
+	} else {
+		scrubControlHeaders(h)
 	}
-	scrubControlHeaders(h)
 	if p.exposed {
-		h.Set(HeaderStatus, StatusMiss)
+		h[HeaderStatus] = []string{StatusMiss}
 	}
 	p.ResponseWriter.WriteHeader(code)
 }
