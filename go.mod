@@ -5,10 +5,7 @@ go 1.25.0
 require (
 	github.com/golang/snappy v1.0.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7
+	github.com/klauspost/compress v1.20.3
+	go.uber.org/goleak v1.3.0
 	golang.org/x/sync v0.22.0
-)
-
-require (
-	github.com/klauspost/compress v1.20.3 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
 )
