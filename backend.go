@@ -231,7 +231,6 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		StaleIfError:         opts.StaleIfError,
 		replay:               res.replay,
 	}
-	obj.stamp(m.clk)
 	if c := m.cfg.Compressor; c != nil {
 		z, err := c.Compress(nil, res.body)
 		if err != nil {
@@ -240,6 +239,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		}
 		obj.Body, obj.Compressed = z, true
 	}
+	obj.stamp(m.clk)
 	if err := m.driver.SetObject(ctx, res.objKey, obj); err != nil {
 		m.driverFailed(r, err)
 		return res

@@ -128,6 +128,10 @@ type Object struct {
 	// times are the object's instants on the clock of the Microcache that
 	// built it, set by stamp before the object is shared.
 	times timings
+
+	// hot holds the expanded body of a compressed object while it is among
+	// the recently expanded ones (see hotBodies); nil for other objects.
+	hot *hotBody
 }
 
 // RetainUntil returns the last instant at which the object can still be

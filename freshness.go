@@ -40,7 +40,12 @@ func timingsOn(c *clock, obj *Object) timings {
 
 // stamp records obj's timings on c, for objects this process builds. It
 // must run before the object is shared.
-func (obj *Object) stamp(c *clock) { obj.times = timingsOn(c, obj) }
+func (obj *Object) stamp(c *clock) {
+	obj.times = timingsOn(c, obj)
+	if obj.Compressed && obj.hot == nil {
+		obj.hot = new(hotBody)
+	}
+}
 
 // timingsOf returns obj's timings on c: the stamped ones when they are on
 // c, else computed (objects from another process, or another Microcache).

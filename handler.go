@@ -303,6 +303,23 @@ func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release 
 		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errNoCompressor})
 		return nil, nil, false
 	}
+	if obj.hot != nil && obj.times.clk == m.clk {
+		// One of this Microcache's objects: expand it once, keep it
+		// expanded while it is among the recently expanded.
+		if b := obj.hot.Load(); b != nil {
+			return *b, noRelease, true
+		}
+		out, err := m.cfg.Compressor.Expand(nil, obj.Body, obj.Size)
+		if err == nil && len(out) != obj.Size {
+			err = errCorruptObject
+		}
+		if err != nil {
+			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err})
+			return nil, nil, false
+		}
+		m.hot.keep(obj.hot, out)
+		return out, noRelease, true
+	}
 	bp, _ := expandBuffers.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)

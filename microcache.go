@@ -20,6 +20,7 @@ type Microcache struct {
 	driver  Driver
 	lru     *DriverLRU // the driver, when it is one: its one-step lookup backs the hit path
 	clk     *clock
+	hot     hotBodies    // expanded bodies of compressed objects
 	monitor Monitor      // nil: no stats are counted
 	errMon  ErrorMonitor // nil unless monitor implements it
 	stats   *counters    // nil when monitor is nil
@@ -46,6 +47,7 @@ func New(cfg Config) *Microcache {
 		cfg:          cfg,
 		driver:       cfg.Driver,
 		clk:          newClock(),
+		hot:          hotBodies{max: hotBytes},
 		monitor:      cfg.Monitor,
 		revalidating: make(map[string]struct{}),
 	}

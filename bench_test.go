@@ -1,0 +1,299 @@
+package microcache_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/httpimp/microcache"
+)
+
+// Benchmarks of the request paths against a bare handler writing the same
+// bytes, measured in the same run. Responses go to discardWriter, which
+// reuses one header map and drops the body, so B/op and allocs/op are the
+// handler's and the middleware's own. Every benchmark reports
+// backend-calls/op, so it is visible which path was measured.
+//
+//	go test -run '^$' -bench . -benchmem -count 5 | tee new.txt
+
+var benchSizes = []int{1 << 10, 10 << 10, 100 << 10}
+
+type discardWriter struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func newDiscardWriter() *discardWriter { return &discardWriter{h: make(http.Header, 8)} }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+func (w *discardWriter) reset()                      { clear(w.h); w.status, w.n = 0, 0 }
+
+// benchBody is a body of the given size: the JSON corpus when one is that
+// large (so compression sees realistic data), else a repeated pattern.
+func benchBody(size int) []byte {
+	if corpus, err := os.ReadFile(filepath.Join("testdata", "corpus", "feed-100k.json")); err == nil && len(corpus) >= size {
+		return corpus[:size]
+	}
+	const pattern = `{"id":12345,"name":"widget","tags":["a","b"],"price":9.99},`
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = pattern[i%len(pattern)]
+	}
+	return b
+}
+
+// origin is the bare handler: fixed headers and body, counted calls.
+func origin(body []byte, calls *atomic.Int64) http.Handler {
+	clen := strconv.Itoa(len(body))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", clen)
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
+	})
+}
+
+func benchRequest(path string) *http.Request {
+	r, _ := http.NewRequest(http.MethodGet, "http://bench.example"+path, nil)
+	return r
+}
+
+func serveBench(b *testing.B, h http.Handler, w *discardWriter, r *http.Request, size int) {
+	w.reset()
+	h.ServeHTTP(w, r)
+	if w.n != size {
+		b.Fatalf("got %d body bytes (status %d), want %d", w.n, w.status, size)
+	}
+}
+
+func forSizes(b *testing.B, fn func(b *testing.B, size int)) {
+	for _, size := range benchSizes {
+		b.Run("size="+strconv.Itoa(size>>10)+"KiB", func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			fn(b, size)
+		})
+	}
+}
+
+func reportCalls(b *testing.B, calls *atomic.Int64, before int64) {
+	b.ReportMetric(float64(calls.Load()-before)/float64(b.N), "backend-calls/op")
+}
+
+func benchCache(b *testing.B, cfg microcache.Config) *microcache.Microcache {
+	if cfg.Driver == nil {
+		cfg.Driver = microcache.NewDriverLRU(10000)
+	}
+	cfg.Exposed = true
+	c := microcache.New(cfg)
+	b.Cleanup(c.Stop)
+	return c
+}
+
+// serial runs one request per iteration on a fixed request.
+func serial(b *testing.B, h http.Handler, path string, size int, calls *atomic.Int64) {
+	w, r := newDiscardWriter(), benchRequest(path)
+	serveBench(b, h, w, r, size) // warm
+	before := calls.Load()
+	b.ResetTimer()
+	for b.Loop() {
+		serveBench(b, h, w, r, size)
+	}
+	b.StopTimer()
+	reportCalls(b, calls, before)
+}
+
+func BenchmarkBare(b *testing.B) {
+	forSizes(b, func(b *testing.B, size int) {
+		var calls atomic.Int64
+		serial(b, origin(benchBody(size), &calls), "/", size, &calls)
+	})
+}
+
+func BenchmarkHit(b *testing.B) {
+	forSizes(b, func(b *testing.B, size int) {
+		var calls atomic.Int64
+		c := benchCache(b, microcache.Config{TTL: time.Hour, CollapsedForwarding: true})
+		serial(b, c.Middleware(origin(benchBody(size), &calls)), "/hit", size, &calls)
+	})
+}
+
+// BenchmarkHitCompressed: hits on a Snappy- or S2-compressed object.
+func BenchmarkHitCompressed(b *testing.B) {
+	for _, comp := range []struct {
+		name string
+		c    microcache.Compressor
+	}{{"snappy", microcache.CompressorSnappy{}}, {"s2", microcache.CompressorS2{}}} {
+		b.Run(comp.name, func(b *testing.B) {
+			forSizes(b, func(b *testing.B, size int) {
+				var calls atomic.Int64
+				c := benchCache(b, microcache.Config{TTL: time.Hour, Compressor: comp.c})
+				serial(b, c.Middleware(origin(benchBody(size), &calls)), "/hit", size, &calls)
+			})
+		})
+	}
+}
+
+// parallel runs requests from GOMAXPROCS goroutines over the given paths.
+func parallel(b *testing.B, h http.Handler, paths []string, size int, calls *atomic.Int64) {
+	reqs := make([]*http.Request, len(paths))
+	for i, p := range paths {
+		reqs[i] = benchRequest(p)
+		serveBench(b, h, newDiscardWriter(), reqs[i], size) // warm
+	}
+	before := calls.Load()
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := newDiscardWriter()
+		i := int(next.Add(7919))
+		for pb.Next() {
+			i++
+			w.reset()
+			h.ServeHTTP(w, reqs[i%len(reqs)])
+			if w.n != size {
+				b.Errorf("got %d body bytes, want %d", w.n, size)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	reportCalls(b, calls, before)
+}
+
+func BenchmarkBareParallel(b *testing.B) {
+	forSizes(b, func(b *testing.B, size int) {
+		var calls atomic.Int64
+		parallel(b, origin(benchBody(size), &calls), []string{"/"}, size, &calls)
+	})
+}
+
+// BenchmarkHitParallel: hits from GOMAXPROCS goroutines on one hot key and
+// spread over 10,000 keys.
+func BenchmarkHitParallel(b *testing.B) {
+	for _, keys := range []int{1, 10000} {
+		b.Run("keys="+strconv.Itoa(keys), func(b *testing.B) {
+			forSizes(b, func(b *testing.B, size int) {
+				var calls atomic.Int64
+				c := benchCache(b, microcache.Config{TTL: time.Hour, Driver: microcache.NewDriverLRU(2 * keys)})
+				paths := make([]string, keys)
+				for i := range paths {
+					paths[i] = "/k/" + strconv.Itoa(i)
+				}
+				parallel(b, c.Middleware(origin(benchBody(size), &calls)), paths, size, &calls)
+			})
+		})
+	}
+}
+
+// BenchmarkMissCold: requests cycle over twice the LRU's capacity, so every
+// request misses, stores and evicts.
+func BenchmarkMissCold(b *testing.B) {
+	forSizes(b, func(b *testing.B, size int) {
+		var calls atomic.Int64
+		const lru = 1000
+		c := benchCache(b, microcache.Config{TTL: time.Hour, CollapsedForwarding: true, Driver: microcache.NewDriverLRU(lru)})
+		h := c.Middleware(origin(benchBody(size), &calls))
+		reqs := make([]*http.Request, 2*lru)
+		for i := range reqs {
+			reqs[i] = benchRequest("/cold/" + strconv.Itoa(i))
+		}
+		w := newDiscardWriter()
+		i := 0
+		b.ResetTimer()
+		for b.Loop() {
+			serveBench(b, h, w, reqs[i%len(reqs)], size)
+			i++
+		}
+		b.StopTimer()
+		reportCalls(b, &calls, 0)
+	})
+}
+
+// BenchmarkPassThrough: a URL known to be uncacheable, the cost the
+// middleware adds to responses it does not store.
+func BenchmarkPassThrough(b *testing.B) {
+	forSizes(b, func(b *testing.B, size int) {
+		var calls atomic.Int64
+		c := benchCache(b, microcache.Config{TTL: time.Hour, Nocache: true})
+		serial(b, c.Middleware(origin(benchBody(size), &calls)), "/pass", size, &calls)
+	})
+}
+
+// BenchmarkHerd: 1000 goroutines request one cold key at once; the backend
+// takes 50 ms. One op is one herd against a fresh cache. Run it with a
+// fixed count: -bench Herd -benchtime 5x.
+func BenchmarkHerd(b *testing.B) {
+	const herdSize, delay, size = 1000, 50 * time.Millisecond, 1024
+	body := benchBody(size)
+	var lat []time.Duration
+	var calls atomic.Int64
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		origin(body, &calls).ServeHTTP(w, r)
+	})
+	for b.Loop() {
+		c := microcache.New(microcache.Config{TTL: time.Minute, CollapsedForwarding: true})
+		h := c.Middleware(slow)
+		got := make([]time.Duration, herdSize)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for j := range herdSize {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w, r := newDiscardWriter(), benchRequest("/herd")
+				<-start
+				t0 := time.Now()
+				h.ServeHTTP(w, r)
+				got[j] = time.Since(t0)
+				if w.n != size {
+					b.Errorf("caller %d got %d bytes", j, w.n)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		c.Stop()
+		lat = append(lat, got...)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(float64(calls.Load())/float64(b.N), "backend-calls/op")
+	b.ReportMetric(pct(0.5), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// The hit path's allocation budget: the bare handler allocates 2 times per
+// request (its two header values), and a hit may cost at most 2 more.
+func TestHitAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under -cover and -race")
+	}
+	var calls atomic.Int64
+	c := newCache(t, microcache.Config{TTL: time.Hour, Exposed: true})
+	h := c.Middleware(origin(benchBody(10<<10), &calls))
+	w, r := newDiscardWriter(), benchRequest("/allocs")
+	h.ServeHTTP(w, r)
+	allocs := testing.AllocsPerRun(1000, func() {
+		w.reset()
+		h.ServeHTTP(w, r)
+	})
+	if calls.Load() != 1 {
+		t.Fatalf("backend calls = %d, want 1", calls.Load())
+	}
+	if allocs > 2 {
+		t.Errorf("a hit allocates %v times, budget 2", allocs)
+	}
+}

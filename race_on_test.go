@@ -1,0 +1,5 @@
+//go:build race
+
+package microcache_test
+
+const raceEnabled = true
