@@ -134,6 +134,11 @@ func forwardable(r *http.Request) *http.Request {
 func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchResult, fallback *Object, fallbackBody []byte) {
 	if res.streamed {
 		m.count(misses)
+		if res.panicked != nil {
+			// The client has part of the response: only an aborted
+			// connection tells it the rest is missing.
+			panic(res.panicked.value)
+		}
 		return
 	}
 	if res.failed() && !res.panicked.isAbort() && fallback != nil {
@@ -167,7 +172,8 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	rec := newRecorder(live, m.cfg.MaxObjectSize, m.cfg.Exposed)
 	res := &fetchResult{}
 	res.timedOut, res.panicked = m.run(next, r, rec)
-	res.status, res.header, res.body, res.streamed = rec.result()
+	var traits *responseTraits
+	res.status, res.header, res.body, res.streamed, traits = rec.result()
 
 	switch {
 	case res.timedOut:
@@ -189,13 +195,12 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 			res.body = nil
 			return res
 		}
-		res.replay = newReplayHeader(res.status, clientHeader(res.header), len(res.body))
+		res.replay = newReplayHeader(res.status, res.header, len(res.body))
 		return res
 	}
 
-	traits := readTraits(res.header)
-	storable := !res.streamed && m.storable(res.status, &traits)
-	opts := m.learn(&traits, prev, hadPrev)
+	storable := !res.streamed && m.storable(res.status, traits)
+	opts := m.learn(traits, prev, hadPrev)
 	opts.Uncacheable = !storable
 	res.opts = opts
 	res.objKey = objectKey(key, &opts, r)
@@ -204,7 +209,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		// not stored, but the URL stays cacheable for everyone else.
 		storable = false
 	}
-	stored := clientHeader(res.header)
+	stored := res.header
 	res.replay = newReplayHeader(res.status, stored, len(res.body))
 	if err := m.driver.SetOptions(ctx, key, opts); err != nil {
 		m.driverFailed(r, err)

@@ -459,14 +459,14 @@ func TestCodecUnmarshalPrepared(t *testing.T) {
 	if rp == nil {
 		t.Fatal("replay is nil")
 	}
-	if rp.contentLength != "18" || !rp.bodyAllowed || len(rp.names) != len(in.Header) {
+	if rp.contentLength != "18" || !rp.bodyAllowed || len(rp.entries) != len(in.Header) {
 		t.Fatalf("replay form is wrong: %+v", rp)
 	}
 	total := 0
 	for _, v := range in.Header {
 		total += len(v)
 	}
-	if len(rp.values) != total {
-		t.Fatalf("replay has %d values, want %d", len(rp.values), total)
+	if rp.values != total {
+		t.Fatalf("replay has %d values, want %d", rp.values, total)
 	}
 }

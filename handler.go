@@ -172,8 +172,10 @@ func (h *handler) pass(w http.ResponseWriter, r *http.Request, learn bool) *pass
 // relearn updates the options of an uncacheable URL from a pass-through
 // response: a storable answer makes the URL cacheable again.
 func (m *Microcache) relearn(r *http.Request, key *keyBuf, opts Options, p *passWriter) {
+	// The response must be one the buffered path would store: not
+	// hijacked, not flushed, within MaxObjectSize.
 	status := p.finalStatus()
-	if p.hijacked || !m.storable(status, &p.traits) {
+	if p.hijacked || p.flushed || p.written > int64(m.cfg.MaxObjectSize) || !m.storable(status, &p.traits) {
 		return
 	}
 	next := m.learn(&p.traits, opts, true)

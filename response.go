@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,12 +26,19 @@ var hopHeaders = []string{
 // is kept for the client that caused the response; responses that set
 // cookies are never stored or shared.
 func clientHeader(h http.Header) http.Header {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	flat := make([]string, 0, n) // one backing array for every value
 	out := make(http.Header, len(h))
 	for k, v := range h {
 		if isControlHeader(k) || len(v) == 0 {
 			continue
 		}
-		out[k] = append([]string(nil), v...)
+		start := len(flat)
+		flat = append(flat, v...)
+		out[k] = flat[start:len(flat):len(flat)]
 	}
 	for _, conn := range h["Connection"] {
 		for _, name := range appendTokens(nil, []string{conn}) {
@@ -55,31 +63,32 @@ func scrubControlHeaders(h http.Header) {
 }
 
 // replayHeader is an Object's header in the form that is quickest to write:
-// names in a slice, all values in one slice, and the Content-Length value
-// ready.
+// the entries in a fixed order, sharing the header's (immutable) value
+// slices, their total count, and the Content-Length value ready.
 type replayHeader struct {
-	names         []string
-	counts        []int
-	values        []string
+	entries       []replayEntry
+	values        int // total number of values
 	contentLength string
 	bodyAllowed   bool // the status permits a body and Content-Length
 }
 
+type replayEntry struct {
+	name   string
+	values []string
+}
+
 func newReplayHeader(status int, h http.Header, size int) *replayHeader {
 	rp := &replayHeader{
-		names:         make([]string, 0, len(h)),
-		counts:        make([]int, 0, len(h)),
+		entries:       make([]replayEntry, 0, len(h)),
 		contentLength: strconv.Itoa(size),
 		bodyAllowed:   bodyAllowed(status),
 	}
-	for k := range h {
-		rp.names = append(rp.names, k)
+	for k, v := range h {
+		rp.entries = append(rp.entries, replayEntry{k, v})
+		rp.values += len(v)
 	}
-	slices.Sort(rp.names) // a deterministic header order on the wire
-	for _, k := range rp.names {
-		rp.counts = append(rp.counts, len(h[k]))
-		rp.values = append(rp.values, h[k]...)
-	}
+	// A deterministic header order on the wire.
+	slices.SortFunc(rp.entries, func(a, b replayEntry) int { return strings.Compare(a.name, b.name) })
 	return rp
 }
 
@@ -122,12 +131,11 @@ func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status 
 	if rp.bodyAllowed {
 		extra++
 	}
-	vals := make([]string, len(rp.values)+extra)
-	copy(vals, rp.values)
+	vals := make([]string, rp.values+extra)
 	i := 0
-	for j, name := range rp.names {
-		n := rp.counts[j]
-		h[name] = vals[i : i+n : i+n]
+	for _, e := range rp.entries {
+		n := copy(vals[i:], e.values)
+		h[e.name] = vals[i : i+n : i+n]
 		i += n
 	}
 	if m.cfg.Exposed {
@@ -191,6 +199,10 @@ type recorder struct {
 	wroteHeader bool
 	streaming   bool // past the limit or flushed: not buffering any more
 	abandoned   bool // timed out: everything is discarded
+
+	// Read from the header when the status is written.
+	traits        responseTraits
+	contentLength []string // the handler's own Content-Length, for streaming
 }
 
 func newRecorder(live http.ResponseWriter, limit int, exposed bool) *recorder {
@@ -213,19 +225,38 @@ func (rec *recorder) writeHeaderLocked(code int) {
 		// Informational responses (103 Early Hints) go to the live client
 		// at once, as net/http would send them; they are never stored.
 		if rec.live != nil {
+			// Send the handler's current header with it, then put the live
+			// header back: what an informational response carries is not
+			// part of the final one unless the handler keeps it.
 			lh := rec.live.Header()
+			saved := make(http.Header, len(rec.header))
 			for k, v := range rec.header {
 				if !isControlHeader(k) {
+					old, had := lh[k]
+					if had {
+						saved[k] = old
+					} else {
+						saved[k] = nil
+					}
 					lh[k] = append([]string(nil), v...)
 				}
 			}
 			rec.live.WriteHeader(code)
+			for k, old := range saved {
+				if old == nil {
+					delete(lh, k)
+				} else {
+					lh[k] = old
+				}
+			}
 		}
 		return
 	}
 	rec.wroteHeader = true
 	rec.status = code
-	rec.snapshot = rec.header.Clone()
+	rec.traits = readTraits(rec.header)
+	rec.snapshot = clientHeader(rec.header)
+	rec.contentLength = rec.header["Content-Length"]
 }
 
 func (rec *recorder) Write(p []byte) (int, error) {
@@ -260,9 +291,10 @@ func (rec *recorder) startStreamingLocked() {
 	}
 	lh := rec.live.Header()
 	for k, v := range rec.snapshot {
-		if !isControlHeader(k) {
-			lh[k] = v
-		}
+		lh[k] = v
+	}
+	if rec.contentLength != nil {
+		lh["Content-Length"] = rec.contentLength
 	}
 	if rec.exposed {
 		lh.Set(HeaderStatus, StatusMiss)
@@ -299,7 +331,13 @@ func (rec *recorder) Flush() { rec.FlushError() } //nolint:errcheck // http.Flus
 
 // SetWriteDeadline and SetReadDeadline let handlers that extend their own
 // deadlines through http.ResponseController keep working while buffered.
+// After a timeout they fail with http.ErrHandlerTimeout, like writes.
 func (rec *recorder) SetWriteDeadline(t time.Time) error {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.abandoned {
+		return http.ErrHandlerTimeout
+	}
 	if rec.live == nil {
 		return nil
 	}
@@ -307,6 +345,11 @@ func (rec *recorder) SetWriteDeadline(t time.Time) error {
 }
 
 func (rec *recorder) SetReadDeadline(t time.Time) error {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.abandoned {
+		return http.ErrHandlerTimeout
+	}
 	if rec.live == nil {
 		return nil
 	}
@@ -328,14 +371,15 @@ func (rec *recorder) abandon() bool {
 
 // result returns what was recorded. It must be called only once the handler
 // has returned (or the recorder was abandoned and will not be read again).
-func (rec *recorder) result() (status int, header http.Header, body []byte, streamed bool) {
+// The header it returns is already fit for clients (see clientHeader).
+func (rec *recorder) result() (status int, header http.Header, body []byte, streamed bool, traits *responseTraits) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if !rec.wroteHeader {
 		// A handler that writes nothing sends an empty 200, as in net/http.
 		rec.writeHeaderLocked(http.StatusOK)
 	}
-	return rec.status, rec.snapshot, rec.body, rec.streaming
+	return rec.status, rec.snapshot, rec.body, rec.streaming, &rec.traits
 }
 
 // passWriter wraps the client's ResponseWriter on pass-through paths. It
@@ -351,6 +395,8 @@ type passWriter struct {
 	status      int
 	wroteHeader bool
 	hijacked    bool
+	flushed     bool  // the handler flushed: it streams
+	written     int64 // body bytes written
 }
 
 func (p *passWriter) WriteHeader(code int) {
@@ -381,7 +427,9 @@ func (p *passWriter) Write(b []byte) (int, error) {
 	if !p.wroteHeader {
 		p.WriteHeader(http.StatusOK)
 	}
-	return p.ResponseWriter.Write(b)
+	n, err := p.ResponseWriter.Write(b)
+	p.written += int64(n)
+	return n, err
 }
 
 // ReadFrom keeps the underlying writer's sendfile path available.
@@ -389,10 +437,15 @@ func (p *passWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !p.wroteHeader {
 		p.WriteHeader(http.StatusOK)
 	}
+	var n int64
+	var err error
 	if rf, ok := p.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{p.ResponseWriter}, src)
 	}
-	return io.Copy(writerOnly{p.ResponseWriter}, src)
+	p.written += n
+	return n, err
 }
 
 // writerOnly hides every method but Write, so io.Copy cannot loop back
@@ -403,6 +456,7 @@ func (p *passWriter) FlushError() error {
 	if !p.wroteHeader {
 		p.WriteHeader(http.StatusOK)
 	}
+	p.flushed = true
 	return http.NewResponseController(p.ResponseWriter).Flush()
 }
 
