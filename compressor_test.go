@@ -91,7 +91,7 @@ func mustCompress(tb testing.TB, c microcache.Compressor, src []byte) []byte {
 }
 
 // errExpandPanicked marks an error made by expandNoPanic from a panic.
-var errExpandPanicked = errors.New("Expand panicked")
+var errExpandPanicked = errors.New("expand panicked")
 
 // expandNoPanic calls Expand and turns a panic into an error wrapping
 // errExpandPanicked, so that one bad input reports which compressor and
