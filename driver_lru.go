@@ -37,7 +37,10 @@ type DriverLRU struct {
 	evictions atomic.Uint64
 }
 
-var _ Driver = (*DriverLRU)(nil)
+var (
+	_ Driver      = (*DriverLRU)(nil)
+	_ DriverUsage = (*DriverLRU)(nil)
+)
 
 type lruShard struct {
 	mu       sync.RWMutex

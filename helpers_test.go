@@ -136,6 +136,8 @@ func (s *statsMonitor) Log(st microcache.Stats) {
 	s.total.Timeouts += st.Timeouts
 	s.total.Panics += st.Panics
 	s.total.CacheErrors += st.CacheErrors
+	s.total.StoredBytes = st.StoredBytes
+	s.total.Evictions += st.Evictions
 }
 
 func (s *statsMonitor) ReportError(ev microcache.ErrorEvent) {

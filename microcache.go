@@ -131,7 +131,7 @@ func (m *Microcache) report(interval time.Duration, stop <-chan struct{}, done c
 // snapshot returns the counts since the previous snapshot, and resets them.
 func (m *Microcache) snapshot() Stats {
 	c := m.stats
-	return Stats{
+	s := Stats{
 		Size:        m.driver.Len(),
 		Hits:        int(c.hits.Swap(0)),
 		Misses:      int(c.misses.Swap(0)),
@@ -143,12 +143,20 @@ func (m *Microcache) snapshot() Stats {
 		Panics:      int(c.panics.Swap(0)),
 		CacheErrors: int(c.cacheErrors.Swap(0)),
 	}
+	if u, ok := m.driver.(DriverUsage); ok {
+		s.StoredBytes = u.Bytes()
+		total := u.Evictions()
+		s.Evictions = int(total - c.evictionsReported)
+		c.evictionsReported = total
+	}
+	return s
 }
 
 // counters are the live counts behind Stats.
 type counters struct {
 	hits, misses, stales, passes, backend atomic.Int64
 	errors, timeouts, panics, cacheErrors atomic.Int64
+	evictionsReported                     uint64 // driver evictions at the last report; only the reporting goroutine uses it
 }
 
 // count adds one to the counter chosen by pick, when stats are kept.

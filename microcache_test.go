@@ -239,6 +239,20 @@ func TestTTLExpiry(t *testing.T) {
 	})
 }
 
+// Evictions are reported per interval.
+func TestMonitorEvictions(t *testing.T) {
+	mon := &statsMonitor{}
+	c := microcache.New(microcache.Config{TTL: time.Minute, Monitor: mon, Driver: microcache.NewDriverLRU(1)})
+	h := c.Middleware(&backend{})
+	for i := range 40 {
+		get(t, h, "/"+itoa(int64(i)))
+	}
+	c.Stop()
+	if mon.total.Evictions == 0 || mon.total.Size > 16 {
+		t.Errorf("stats %+v: want evictions and at most 16 objects (one per shard)", mon.total)
+	}
+}
+
 // Stats count each request exactly once, and Stop sends a last report.
 func TestMonitorCounts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -267,6 +281,12 @@ func TestMonitorCounts(t *testing.T) {
 		c.Stop()
 		mu.Lock()
 		defer mu.Unlock()
+		if reports[0].StoredBytes <= 0 || reports[1].StoredBytes <= reports[0].StoredBytes {
+			t.Errorf("stored bytes %d then %d: want positive and growing", reports[0].StoredBytes, reports[1].StoredBytes)
+		}
+		for i := range reports {
+			reports[i].StoredBytes = 0
+		}
 		want := []microcache.Stats{
 			{Size: 1, Hits: 2, Misses: 1, Backend: 1},
 			{Size: 1, Misses: 2, Passes: 1, Backend: 3, Errors: 1},

@@ -107,6 +107,22 @@ type Stats struct {
 	// CacheErrors: driver and compressor failures and corrupt objects. They
 	// never fail a request.
 	CacheErrors int
+	// StoredBytes is the bytes the driver held when the report was made,
+	// and Evictions the records it evicted to respect its limits since the
+	// previous report; both are 0 for drivers that do not implement
+	// [DriverUsage].
+	StoredBytes int64
+	Evictions   int
+}
+
+// DriverUsage is implemented by a [Driver] that can tell how much it holds;
+// [DriverLRU] does. A [Monitor] then receives the figures in [Stats].
+type DriverUsage interface {
+	// Bytes returns the bytes currently held.
+	Bytes() int64
+	// Evictions returns the number of records evicted since the driver was
+	// created.
+	Evictions() uint64
 }
 
 // MonitorFunc returns a [Monitor] that calls fn with the stats every
