@@ -13,10 +13,9 @@ const DefaultDriverSize = 10000
 // buffered and stored when [Config.MaxObjectSize] is zero: 4 MiB.
 const DefaultMaxObjectSize = 4 << 20
 
-// Config configures a [Microcache]. The zero value is usable: it caches every
-// storable GET response for zero seconds (that is, it only collapses nothing
-// and stores objects that are immediately stale), so real deployments set at
-// least TTL.
+// Config configures a [Microcache]. The zero value is valid but caches
+// nothing useful: with a zero TTL every stored response is stale at once.
+// Real deployments set at least TTL.
 //
 // Durations are in the units of [time.Duration]; a negative duration is
 // treated as zero. Several fields can be overridden per response by a

@@ -141,13 +141,14 @@ func (o *Object) RetainUntil() time.Time {
 }
 
 // storedSize approximates the bytes the object occupies: body, header names
-// and values, and a fixed overhead per header value and per object.
+// and values, and a fixed overhead per object, per header (a map slot and a
+// replay entry) and per header value (its string and slice slot).
 func (o *Object) storedSize() int64 {
 	n := int64(len(o.Body)) + lruRecordOverhead
 	for k, vs := range o.Header {
-		n += int64(len(k)) + 16
+		n += int64(len(k)) + 64
 		for _, v := range vs {
-			n += int64(len(v)) + 16
+			n += int64(len(v)) + 32
 		}
 	}
 	return n

@@ -14,9 +14,11 @@ import (
 const lruShards = 16
 
 // lruRecordOverhead approximates, in bytes, what one stored record costs
-// beyond its key, header and body bytes (list element, map slot, Object
-// struct, slice headers), so that a byte budget bounds real memory.
-const lruRecordOverhead = 256
+// beyond its key, header and body bytes: the record, its list element and
+// map slot, the Object struct, its header map and its replay form (measured
+// with runtime.MemStats in memory_test.go), so that a byte budget bounds
+// real memory.
+const lruRecordOverhead = 640
 
 // DriverLRU is an in-memory [Driver] that evicts the least recently used
 // records when it holds more objects, or more bytes, than its limits. It is
