@@ -1,6 +1,7 @@
 package microcache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -211,6 +212,19 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	}
 	stored := res.header
 	res.replay = newReplayHeader(res.status, stored, len(res.body))
+	// Options may have changed while the backend ran: a purge gave the URL
+	// a new epoch (then this response predates it and must not be stored),
+	// or a concurrent first fetch created them (then share its epoch, so
+	// neither orphans the other's objects). Drivers have no
+	// compare-and-swap, so this narrows those races rather than closing
+	// them.
+	if cur, ok, err := m.driver.GetOptions(ctx, key); err == nil && ok {
+		if hadPrev && cur.Epoch != prev.Epoch {
+			return res
+		}
+		opts.Epoch = cur.Epoch
+		res.opts.Epoch = cur.Epoch
+	}
 	if err := m.driver.SetOptions(ctx, key, opts); err != nil {
 		m.driverFailed(r, err)
 		return res
@@ -224,10 +238,14 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		return res
 	}
 	now := time.Now()
+	body := res.body
+	if cap(body)-len(body) > len(body)/8+64 {
+		body = bytes.Clone(body) // do not keep a grown buffer's slack for the object's lifetime
+	}
 	obj := &Object{
 		Status:               res.status,
 		Header:               stored,
-		Body:                 res.body,
+		Body:                 body,
 		Size:                 len(res.body),
 		Epoch:                opts.Epoch,
 		Date:                 now,
@@ -242,7 +260,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err, Background: background})
 			return res
 		}
-		obj.Body, obj.Compressed = z, true
+		obj.Body, obj.Compressed = bytes.Clone(z), true // Compress may leave much spare capacity
 	}
 	obj.stamp(m.clk)
 	if err := m.driver.SetObject(ctx, res.objKey, obj); err != nil {

@@ -144,7 +144,7 @@ func (o *Object) RetainUntil() time.Time {
 // and values, and a fixed overhead per object, per header (a map slot and a
 // replay entry) and per header value (its string and slice slot).
 func (o *Object) storedSize() int64 {
-	n := int64(len(o.Body)) + lruRecordOverhead
+	n := int64(cap(o.Body)) + lruRecordOverhead
 	for k, vs := range o.Header {
 		n += int64(len(k)) + 64
 		for _, v := range vs {

@@ -96,20 +96,23 @@ func (m *Microcache) Start() {
 // refreshed in the foreground. Stop is safe to call more than once and from
 // several goroutines; every call returns once the work has ended.
 func (m *Microcache) Stop() {
+	var stopMonitor chan struct{}
 	m.mu.Lock()
 	if m.running {
 		m.running = false
 		m.stopCancel()
-		if m.stopMonitor != nil {
-			close(m.stopMonitor)
-		}
+		stopMonitor = m.stopMonitor
 	}
 	done := m.monitorDone
 	m.mu.Unlock()
+	// Background work first, so that the last report counts it.
+	m.background.Wait()
+	if stopMonitor != nil {
+		close(stopMonitor)
+	}
 	if done != nil {
 		<-done
 	}
-	m.background.Wait()
 }
 
 // report is the Monitor goroutine.

@@ -270,6 +270,9 @@ func (rec *recorder) Write(p []byte) (int, error) {
 	}
 	if !rec.streaming {
 		if len(rec.body)+len(p) <= rec.limit {
+			if rec.body == nil {
+				rec.body = make([]byte, 0, rec.sizeHint(len(p)))
+			}
 			rec.body = append(rec.body, p...)
 			return len(p), nil
 		}
@@ -279,6 +282,18 @@ func (rec *recorder) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return rec.live.Write(p)
+}
+
+// sizeHint is the capacity to give the body on the first write of n
+// bytes: the handler's Content-Length when it declared one within the
+// limit, else n.
+func (rec *recorder) sizeHint(n int) int {
+	if len(rec.contentLength) == 1 {
+		if cl, err := strconv.Atoi(rec.contentLength[0]); err == nil && cl >= n && cl <= rec.limit {
+			return cl
+		}
+	}
+	return n
 }
 
 // startStreamingLocked stops buffering and, when there is a live writer,
