@@ -29,8 +29,9 @@ type fetchResult struct {
 	opts     Options
 	streamed bool // the body went to the leader's client as it came
 
-	timedOut bool
-	panicked *panicked
+	timedOut  bool
+	cancelled bool // the request's context ended before the handler returned
+	panicked  *panicked
 }
 
 // panicked is a recovered panic with the stack where it happened.
@@ -62,7 +63,7 @@ func (res *fetchResult) failed() bool {
 // response: it was stored, or it is a 5xx (or a timeout) that sets no
 // cookie.
 func (res *fetchResult) shareable() bool {
-	if res.streamed || res.panicked != nil {
+	if res.streamed || res.panicked != nil || res.cancelled {
 		return false
 	}
 	if res.stored || res.timedOut {
@@ -86,9 +87,12 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, key string, opts 
 		return
 	}
 
-	// Requests that select the same object wait for one backend call. The
-	// call runs detached from the first client's cancellation, since
-	// others wait for it; Config.Timeout bounds it.
+	// Requests that select the same object wait for one backend call. With
+	// a Timeout to bound it, the call runs detached from the first client's
+	// cancellation, since others wait for it. Without one it keeps the
+	// first client's context, so that a backend that waits for
+	// cancellation (a long poll) cannot hold everyone forever; if that
+	// client leaves, the others make their own calls.
 	flightOpts := opts
 	if !found {
 		flightOpts = Options{Vary: m.cfg.Vary}
@@ -97,7 +101,10 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, key string, opts 
 	leader := false
 	v, _, _ := m.collapse.Do(flightKey, func() (any, error) {
 		leader = true
-		shared := fwd.WithContext(context.WithoutCancel(fwd.Context()))
+		shared := fwd
+		if m.cfg.Timeout > 0 {
+			shared = fwd.WithContext(context.WithoutCancel(fwd.Context()))
+		}
 		return m.fetch(h.next, shared, key, opts, found, w, fallback, false), nil
 	})
 	res := v.(*fetchResult)
@@ -175,6 +182,9 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	res.timedOut, res.panicked = m.run(next, r, rec)
 	var traits *responseTraits
 	res.status, res.header, res.body, res.streamed, traits = rec.result()
+	// A handler whose context ended (its client left) may have answered
+	// with anything: that answer is for nobody else.
+	res.cancelled = !res.timedOut && ctx.Err() != nil
 
 	switch {
 	case res.timedOut:
@@ -200,7 +210,12 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		return res
 	}
 
-	storable := !res.streamed && m.storable(res.status, traits)
+	if res.cancelled {
+		// Learn nothing from it either: the URL stays as it was.
+		res.replay = newReplayHeader(res.status, res.header, len(res.body))
+		return res
+	}
+	storable := !res.streamed && r.Method == http.MethodGet && m.storable(res.status, traits)
 	opts := m.learn(traits, prev, hadPrev)
 	opts.Uncacheable = !storable
 	res.opts = opts
@@ -293,7 +308,14 @@ func (m *Microcache) run(next http.Handler, r *http.Request, rec *recorder) (tim
 	ctx, cancel := context.WithTimeout(r.Context(), m.cfg.Timeout)
 	defer cancel()
 	done := make(chan *panicked, 1)
-	m.goTracked(func() { done <- call(next, rec, r.WithContext(ctx)) })
+	m.goTracked(func() {
+		p := call(next, rec, r.WithContext(ctx))
+		if p != nil && !p.isAbort() && rec.isAbandoned() {
+			// Nobody waits for this result any more; still report it.
+			m.fail(ErrorEvent{Kind: ErrorPanic, Request: r, Err: p, Background: true})
+		}
+		done <- p
+	})
 	timer := time.NewTimer(m.cfg.Timeout)
 	defer timer.Stop()
 	select {
@@ -348,6 +370,7 @@ func (m *Microcache) revalidate(next http.Handler, r *http.Request, key, objKey 
 	stop := context.AfterFunc(m.stopCtx, cancel)
 	bg := forwardable(r.Clone(ctx))
 	bg.Body = http.NoBody
+	bg.Method = http.MethodGet // a HEAD in the stale window refreshes the GET object
 	go func() {
 		defer m.background.Done()
 		defer func() {

@@ -1,8 +1,10 @@
 package microcache_test
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -182,6 +184,53 @@ func TestCollapsedPanicReleasesWaiters(t *testing.T) {
 		wg.Wait()
 		if panics != 1 || oks != 4 {
 			t.Errorf("%d panics and %d answers, want 1 and 4", panics, oks)
+		}
+	})
+}
+
+// Without a Timeout the shared call keeps the first client's context: when
+// that client leaves, a backend that waits for cancellation returns, its
+// answer is neither stored nor shared, the URL stays cacheable, and the
+// waiters make their own calls instead of hanging.
+func TestCollapsedLeaderLeaves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if n == 1 {
+				<-r.Context().Done() // a long poll
+				io.WriteString(w, "abandoned")
+				return
+			}
+			<-release
+			io.WriteString(w, "call "+itoa(n))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true, Exposed: true}).Middleware(be)
+		ctx, cancel := context.WithCancel(context.Background())
+		leaderDone := make(chan struct{})
+		go func() {
+			defer close(leaderDone)
+			serveReq(h, httptest.NewRequest("GET", "/", nil).WithContext(ctx))
+		}()
+		synctest.Wait()
+		var wg sync.WaitGroup
+		bodies := make([]string, 3)
+		for i := range bodies {
+			wg.Add(1)
+			go func() { defer wg.Done(); bodies[i] = body(t, get(t, h, "/")) }()
+		}
+		synctest.Wait()
+		cancel()
+		<-leaderDone
+		synctest.Wait()
+		close(release)
+		wg.Wait()
+		for _, b := range bodies {
+			if b == "abandoned" || b == "" {
+				t.Errorf("waiter got %q", b)
+			}
+		}
+		if s := state(get(t, h, "/")); s != "HIT" {
+			t.Errorf("after the waiters' own calls: %s, want HIT", s)
 		}
 	})
 }

@@ -64,7 +64,11 @@ type Config struct {
 	StaleWhileRevalidate time.Duration
 
 	// CollapsedForwarding, when true, makes concurrent misses for one object
-	// wait for a single backend request and share its response.
+	// wait for a single backend request and share its response. With a
+	// Timeout the shared request runs detached from the first client's
+	// cancellation (others wait for it) and the Timeout bounds it; without
+	// one it keeps the first client's context, and if that client leaves
+	// the others make their own requests.
 	// Overridden by "microcache-collapsed-forwarding: 1" and
 	// "microcache-no-collapsed-forwarding: 1".
 	CollapsedForwarding bool
@@ -72,7 +76,9 @@ type Config struct {
 	// HashQuery, when true, makes the query string part of the cache key
 	// (parameters sorted by name, so their order does not matter). When
 	// false the query is ignored, except for parameters a response names in
-	// "microcache-vary-query".
+	// "microcache-vary-query": then "/search?q=a" and "/search?q=b" share
+	// one object, so leave it false only for URLs whose responses do not
+	// depend on the query.
 	HashQuery bool
 
 	// QueryIgnore lists query parameter names left out of the key when

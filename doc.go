@@ -45,7 +45,9 @@
 // the backend is asked for the complete response. Cache keys include the
 // scheme, host, path, the sorted query (with [Config.HashQuery]) and the
 // X-Forwarded-Host, X-Forwarded-Proto and Forwarded headers, and are never
-// hashed, so they cannot collide.
+// hashed, so they cannot collide. Without HashQuery the query is not part
+// of the key (only the parameters named by microcache-vary-query are): set
+// HashQuery unless responses never depend on the query.
 //
 // A failing driver or compressor, or a corrupt stored object, never fails
 // a request: the backend answers, nothing is stored, and the failure is

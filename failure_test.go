@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/httpimp/microcache"
@@ -103,6 +104,11 @@ func TestCorruptObjects(t *testing.T) {
 			c.Size++
 			return &c
 		},
+		"size past MaxObjectSize": func(o *microcache.Object) *microcache.Object {
+			c := *o
+			c.Size = microcache.DefaultMaxObjectSize + 1
+			return &c
+		},
 		"bad status": func(o *microcache.Object) *microcache.Object {
 			c := *o
 			c.Status = 0
@@ -182,4 +188,26 @@ func TestErrorEvents(t *testing.T) {
 	if mon.total.Errors != 3 || mon.total.Timeouts != 1 || mon.total.Panics != 1 {
 		t.Errorf("stats %+v", mon.total)
 	}
+}
+
+// A handler that panics after its Timeout has no one waiting for it: the
+// panic is still reported.
+func TestPanicAfterTimeoutIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			<-release
+			panic("late")
+		}}
+		mon := &statsMonitor{}
+		c := microcache.New(microcache.Config{TTL: time.Minute, Timeout: time.Second, Monitor: mon})
+		if res := get(t, c.Middleware(be), "/"); res.StatusCode != 503 {
+			t.Errorf("status %d, want 503", res.StatusCode)
+		}
+		close(release)
+		c.Stop()
+		if mon.total.Timeouts != 1 || mon.total.Panics != 1 {
+			t.Errorf("stats %+v, want the timeout and the late panic", mon.total)
+		}
+	})
 }

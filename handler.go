@@ -21,23 +21,26 @@ type handler struct {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := h.m
 	if isUpgrade(r) {
-		m.count(passes)
-		m.count(backendCalls)
-		h.next.ServeHTTP(w, r)
+		// The pass-through writer removes control headers from the 101 and
+		// offers Hijack, Flush and Unwrap, so the handler reaches the
+		// connection as it would without the cache.
+		h.pass(w, r, false)
 		return
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		h.serveCacheable(w, r)
-	case http.MethodOptions, http.MethodTrace, http.MethodConnect:
-		h.pass(w, r, false)
-	default:
-		// RFC 9111 section 4.4: a non-error answer to an unsafe method (or
-		// one whose safety is unknown) invalidates the target URI.
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		// RFC 9111 section 4.4: a non-error answer to an unsafe method
+		// invalidates the target URI. Methods of unknown safety, which the
+		// RFC also names, do not purge here: handlers that ignore the
+		// method would let any client clear any URL with a made-up one.
 		p := h.pass(w, r, false)
 		if s := p.finalStatus(); s >= 200 && s < 400 && !p.hijacked {
 			m.purge(r)
 		}
+	default:
+		h.pass(w, r, false)
 	}
 }
 
@@ -290,7 +293,7 @@ func noRelease() {}
 // to call once the body has been written. ok is false, and the failure is
 // reported, when the object is corrupt.
 func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release func(), ok bool) {
-	if obj.Status < 200 || obj.Status > 999 || obj.Size < 0 {
+	if obj.Status < 200 || obj.Status > 999 || obj.Size < 0 || obj.Size > m.cfg.MaxObjectSize {
 		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errCorruptObject})
 		return nil, nil, false
 	}
@@ -305,7 +308,7 @@ func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release 
 		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errNoCompressor})
 		return nil, nil, false
 	}
-	if obj.hot != nil && obj.times.clk == m.clk {
+	if obj.hot != nil && obj.times.clk == m.clk && obj.Size <= m.hot.max/4 {
 		// One of this Microcache's objects: expand it once, keep it
 		// expanded while it is among the recently expanded.
 		if b := obj.hot.Load(); b != nil {

@@ -3,7 +3,9 @@ package microcache_test
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/httpimp/microcache"
@@ -59,7 +61,7 @@ func TestOptionsNeverServedToGet(t *testing.T) {
 // A non-error answer to an unsafe method purges every variant of the URL,
 // an implicit 200 included; an error answer purges nothing.
 func TestUnsafeMethodsPurge(t *testing.T) {
-	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, "PURGE"} {
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		for _, tc := range []struct {
 			status int // 0: the handler writes nothing
 			purges bool
@@ -102,4 +104,40 @@ func TestPurgeIsPerURL(t *testing.T) {
 	serve(t, h, http.MethodPost, "/a")
 	expect(t, get(t, h, "/a"), "MISS", "call 4")
 	expect(t, get(t, h, "/b"), "HIT", "call 2")
+}
+
+// Other methods never purge, so a client cannot clear a URL with a made-up
+// method that a handler answers 200 without looking.
+func TestOtherMethodsDoNotPurge(t *testing.T) {
+	be := &backend{}
+	h := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true}).Middleware(be)
+	get(t, h, "/a")
+	for _, method := range []string{"PURGE", "FOO", http.MethodOptions, http.MethodTrace} {
+		if res := serve(t, h, method, "/a"); res.StatusCode != 200 {
+			t.Fatalf("%s: %d", method, res.StatusCode)
+		}
+	}
+	expect(t, get(t, h, "/a"), "HIT", "call 1")
+}
+
+// Regression: a HEAD in the stale-while-revalidate window refreshed the
+// object with a HEAD request, and the body-less answer became the GET
+// object.
+func TestHeadRevalidationRefreshesWithGet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if r.Method != http.MethodGet {
+				t.Errorf("backend got %s", r.Method)
+			}
+			http.ServeContent(w, r, "", time.Time{}, strings.NewReader("call "+itoa(n)))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Second, StaleWhileRevalidate: time.Minute, Exposed: true}).Middleware(be)
+		get(t, h, "/")
+		time.Sleep(2 * time.Second)
+		if res := serve(t, h, http.MethodHead, "/"); state(res) != "STALE" {
+			t.Fatalf("HEAD: %s", state(res))
+		}
+		synctest.Wait()
+		expect(t, get(t, h, "/"), "HIT", "call 2")
+	})
 }

@@ -27,6 +27,8 @@ type Microcache struct {
 
 	collapse singleflight.Group // concurrent misses, keyed by object key
 
+	lifecycle sync.Mutex // serializes Start and Stop, so one monitor goroutine runs at a time
+
 	mu           sync.Mutex          // guards the fields below
 	revalidating map[string]struct{} // object keys with a background refresh under way
 	running      bool                // between Start and Stop
@@ -75,6 +77,12 @@ func (m *Microcache) Middleware(next http.Handler) http.Handler {
 // calls it; calling it again while running does nothing, and calling it
 // after [Microcache.Stop] starts the Microcache again.
 func (m *Microcache) Start() {
+	m.lifecycle.Lock()
+	defer m.lifecycle.Unlock()
+	var interval time.Duration
+	if m.monitor != nil {
+		interval = m.monitor.Interval() // user code: called without m.mu
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.running {
@@ -83,9 +91,9 @@ func (m *Microcache) Start() {
 	m.running = true
 	m.stopCtx, m.stopCancel = context.WithCancel(context.Background())
 	m.stopMonitor, m.monitorDone = nil, nil
-	if m.monitor != nil && m.monitor.Interval() > 0 {
+	if interval > 0 {
 		m.stopMonitor, m.monitorDone = make(chan struct{}), make(chan struct{})
-		go m.report(m.monitor.Interval(), m.stopMonitor, m.monitorDone)
+		go m.report(interval, m.stopMonitor, m.monitorDone)
 	}
 }
 
@@ -94,8 +102,12 @@ func (m *Microcache) Start() {
 // and waits for them, and for handlers abandoned after a Timeout, to
 // return. Requests keep being served after Stop, but stale objects are then
 // refreshed in the foreground. Stop is safe to call more than once and from
-// several goroutines; every call returns once the work has ended.
+// several goroutines; every call returns once the work has ended. It must
+// not be called from a handler the Microcache wraps, which it would wait
+// for.
 func (m *Microcache) Stop() {
+	m.lifecycle.Lock()
+	defer m.lifecycle.Unlock()
 	var stopMonitor chan struct{}
 	m.mu.Lock()
 	if m.running {

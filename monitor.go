@@ -91,8 +91,8 @@ type Stats struct {
 	// or stale-if-error).
 	Stales int
 	// Passes: requests passed straight through (other methods, protocol
-	// upgrades, uncacheable keys, requests with credentials, ranges or a
-	// body).
+	// upgrades, uncacheable URLs, HEAD misses, requests with credentials
+	// or a body).
 	Passes int
 	// Backend: calls to the wrapped handler, including background
 	// revalidations. Collapsed requests share one call.

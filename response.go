@@ -2,6 +2,7 @@ package microcache
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -212,6 +213,11 @@ func newRecorder(live http.ResponseWriter, limit int, exposed bool) *recorder {
 func (rec *recorder) Header() http.Header { return rec.header }
 
 func (rec *recorder) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		// As net/http does, so the panic happens in the handler, where it
+		// is recovered and reported like any other.
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	rec.writeHeaderLocked(code)
@@ -382,6 +388,13 @@ func (rec *recorder) abandon() bool {
 	}
 	rec.abandoned = true
 	return true
+}
+
+// isAbandoned reports whether abandon succeeded.
+func (rec *recorder) isAbandoned() bool {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.abandoned
 }
 
 // result returns what was recorded. It must be called only once the handler

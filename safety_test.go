@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/httpimp/microcache"
@@ -163,4 +164,43 @@ func TestUpgradePassesThrough(t *testing.T) {
 			t.Errorf("upgrade %d: %d %q", i, res.StatusCode, b)
 		}
 	}
+}
+
+// Control headers are removed on upgrade requests too, whatever the
+// handler answers.
+func TestUpgradeScrubsControlHeaders(t *testing.T) {
+	be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set(microcache.HeaderTTL, "10")
+		w.Header()["microcache-vary"] = []string{"X-Secret"}
+		io.WriteString(w, "no upgrade for you")
+	}}
+	h := newCache(t, microcache.Config{TTL: time.Minute}).Middleware(be)
+	res := get(t, h, "/", "Connection", "keep-alive, Upgrade", "Upgrade", "websocket")
+	noControlHeaders(t, res)
+	if b := body(t, res); b != "no upgrade for you" {
+		t.Errorf("body %q", b)
+	}
+}
+
+// An invalid status code panics in the handler, as net/http would make it,
+// and is treated as a backend panic: the stale object answers it.
+func TestInvalidStatusIsABackendPanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if n > 1 {
+				w.WriteHeader(0)
+			}
+			io.WriteString(w, "call "+itoa(n))
+		}}
+		mon := &statsMonitor{}
+		c := microcache.New(microcache.Config{TTL: time.Second, StaleIfError: time.Minute, Exposed: true, Monitor: mon})
+		h := c.Middleware(be)
+		get(t, h, "/")
+		time.Sleep(2 * time.Second)
+		expect(t, get(t, h, "/"), "STALE", "call 1")
+		c.Stop()
+		if mon.total.Panics != 1 {
+			t.Errorf("stats %+v, want 1 panic", mon.total)
+		}
+	})
 }
