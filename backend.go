@@ -348,10 +348,8 @@ func call(next http.Handler, w http.ResponseWriter, r *http.Request) (p *panicke
 // revalidate starts a background refresh of obj, unless one is under way.
 // It returns false, starting nothing, once the Microcache is stopped: the
 // caller then refreshes in the foreground.
-func (m *Microcache) revalidate(next http.Handler, r *http.Request, key, objKey string, opts Options, obj *Object) bool {
-	if objKey == "" {
-		objKey = key
-	}
+func (m *Microcache) revalidate(next http.Handler, r *http.Request, key string, opts Options, obj *Object) bool {
+	objKey := objectKey(key, &opts, r)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.running {

@@ -297,3 +297,32 @@ func TestHitAllocations(t *testing.T) {
 		t.Errorf("a hit allocates %v times, budget 2", allocs)
 	}
 }
+
+// A hit on a varied URL builds its variant key in a pooled buffer, so it
+// stays within the same budget.
+func TestVariedHitAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under -cover and -race")
+	}
+	var calls atomic.Int64
+	body := benchBody(1 << 10)
+	c := newCache(t, microcache.Config{TTL: time.Hour, Exposed: true})
+	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Vary", "Accept-Encoding")
+		w.Write(body)
+	}))
+	w, r := newDiscardWriter(), benchRequest("/varied")
+	r.Header.Set("Accept-Encoding", "gzip")
+	h.ServeHTTP(w, r) // learns the options and stores the variant
+	allocs := testing.AllocsPerRun(1000, func() {
+		w.reset()
+		h.ServeHTTP(w, r)
+	})
+	if calls.Load() != 1 {
+		t.Fatalf("backend calls = %d, want 1", calls.Load())
+	}
+	if allocs > 2 {
+		t.Errorf("a varied hit allocates %v times, budget 2", allocs)
+	}
+}

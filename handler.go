@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"unsafe"
 )
 
 // handler is what Middleware returns: the request flow around next.
@@ -59,7 +60,7 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	opts, found, obj, objKey, err := m.find(r, &key)
+	opts, found, obj, err := m.find(r, &key)
 	if err != nil {
 		m.driverFailed(r, err)
 		h.pass(w, r, false)
@@ -93,7 +94,7 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 			m.writeObject(w, r, obj, &t, body, StatusHit, now)
 			return
 		case staleRevalidate:
-			if m.revalidate(h.next, r, key.String(), objKey, opts, obj) {
+			if m.revalidate(h.next, r, key.String(), opts, obj) {
 				m.count(stales)
 				m.writeObject(w, r, obj, &t, body, StatusStale, now)
 				return
@@ -112,25 +113,34 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 }
 
 // find looks up the options of the URL key and the object r selects. obj is
-// nil when there is none, or it belongs to a purged epoch. objKey is empty
-// when the object's key equals the URL key.
-func (m *Microcache) find(r *http.Request, key *keyBuf) (opts Options, found bool, obj *Object, objKey string, err error) {
+// nil when there is none, or it belongs to a purged epoch. With DriverLRU a
+// hit builds no key string: keys are looked up from pooled buffers.
+func (m *Microcache) find(r *http.Request, key *keyBuf) (opts Options, found bool, obj *Object, err error) {
+	varies := false
 	if m.lru != nil {
 		// One lookup finds the options and the plain variant's object.
 		opts, obj, found = m.lru.lookup(key.view())
-	} else {
-		opts, found, err = m.driver.GetOptions(r.Context(), key.String())
-		if err != nil {
-			return
-		}
+	} else if opts, found, err = m.driver.GetOptions(r.Context(), key.String()); err != nil {
+		return
 	}
 	if !found || opts.Uncacheable {
-		return opts, found, nil, "", nil
+		return opts, found, nil, nil
 	}
-	if len(opts.Vary) > 0 || len(opts.VaryQuery) > 0 || m.lru == nil {
-		objKey = objectKey(key.String(), &opts, r)
+	varies = len(opts.Vary) > 0 || len(opts.VaryQuery) > 0
+	switch {
+	case varies && m.lru != nil:
+		bp := keyBuffers.Get().(*[]byte)
+		b := appendObjectKey((*bp)[:0], key.view(), &opts, r)
+		obj = nil
+		if len(b) <= maxKeySize { // longer keys are never stored: see fetch
+			_, obj, _ = m.lru.lookup(unsafe.String(unsafe.SliceData(b), len(b)))
+		}
+		*bp = b[:0]
+		keyBuffers.Put(bp)
+	case m.lru == nil:
+		objKey := objectKey(key.String(), &opts, r)
 		if len(objKey) > maxKeySize {
-			return opts, found, nil, objKey, nil // never stored: see fetch
+			return opts, found, nil, nil
 		}
 		if obj, err = m.driver.GetObject(r.Context(), objKey); err != nil {
 			return
@@ -139,7 +149,7 @@ func (m *Microcache) find(r *http.Request, key *keyBuf) (opts Options, found boo
 	if obj != nil && obj.Epoch != opts.Epoch {
 		obj = nil // purged
 	}
-	return opts, found, obj, objKey, nil
+	return opts, found, obj, nil
 }
 
 // bypassCache reports whether r must neither be answered from nor stored in

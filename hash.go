@@ -138,7 +138,17 @@ func objectKey(urlKey string, o *Options, r *http.Request) string {
 		return urlKey
 	}
 	bp := keyBuffers.Get().(*[]byte)
-	b := append((*bp)[:0], urlKey...)
+	b := appendObjectKey((*bp)[:0], urlKey, o, r)
+	key := string(b)
+	*bp = b[:0]
+	keyBuffers.Put(bp)
+	return key
+}
+
+// appendObjectKey appends to b the key of the variant of urlKey that r
+// selects under o, which must vary on something.
+func appendObjectKey(b []byte, urlKey string, o *Options, r *http.Request) []byte {
+	b = append(b, urlKey...)
 	b = append(b, '|')
 	for _, name := range o.Vary {
 		v, present := r.Header[name]
@@ -150,13 +160,23 @@ func objectKey(urlKey string, o *Options, r *http.Request) string {
 		b = append(b, '?')
 		for _, name := range o.VaryQuery {
 			b = appendField(b, name)
-			var values []string
+			n := 0
 			for _, p := range params {
-				if p.name == name {
-					values = append(values, p.value)
+				if !p.raw && p.name == name {
+					n++
 				}
 			}
-			b = appendValues(b, values, values != nil)
+			if n == 0 {
+				b = append(b, '-')
+				continue
+			}
+			b = strconv.AppendInt(b, int64(n), 10)
+			b = append(b, '#')
+			for _, p := range params {
+				if !p.raw && p.name == name {
+					b = appendField(b, p.value)
+				}
+			}
 		}
 		// Pairs that could not be decoded (a ';' in them, a bad escape) may
 		// carry a varied parameter for a backend that splits differently,
@@ -168,10 +188,7 @@ func objectKey(urlKey string, o *Options, r *http.Request) string {
 			}
 		}
 	}
-	key := string(b)
-	*bp = b
-	keyBuffers.Put(bp)
-	return key
+	return b
 }
 
 // queryParam is one name=value pair of a query string. raw marks a pair
