@@ -13,19 +13,12 @@ import (
 	"time"
 )
 
-// hopHeaders are removed from stored responses: they describe one
-// connection, not the resource (RFC 9110 section 7.6.1). Headers named in
-// Connection are removed too.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
 // clientHeader returns a copy of a recorded backend header fit to replay:
-// without microcache-* control headers, hop-by-hop headers, Age and
-// Content-Length (Age and Content-Length are set on every replay). Set-Cookie
-// is kept for the client that caused the response; responses that set
-// cookies are never stored or shared.
+// without microcache-* control headers, hop-by-hop headers (RFC 9110
+// section 7.6.1: the fixed list and those named in Connection), Age and
+// Content-Length (Age and Content-Length are set on every replay).
+// Set-Cookie is kept for the client that caused the response; responses
+// that set cookies are never stored or shared.
 func clientHeader(h http.Header) http.Header {
 	n := 0
 	for _, v := range h {
@@ -34,7 +27,7 @@ func clientHeader(h http.Header) http.Header {
 	flat := make([]string, 0, n) // one backing array for every value
 	out := make(http.Header, len(h))
 	for k, v := range h {
-		if isControlHeader(k) || len(v) == 0 {
+		if len(v) == 0 || isControlHeader(k) || isDroppedHeader(k) {
 			continue
 		}
 		start := len(flat)
@@ -46,12 +39,34 @@ func clientHeader(h http.Header) http.Header {
 			out.Del(name)
 		}
 	}
-	for _, name := range hopHeaders {
-		delete(out, name)
-	}
-	delete(out, "Age")
-	delete(out, "Content-Length")
 	return out
+}
+
+// isDroppedHeader reports whether a header is never replayed: hop-by-hop
+// headers, and Age and Content-Length, which are set on replay. Names are
+// compared case-insensitively, after a cheap length check.
+func isDroppedHeader(name string) bool {
+	switch len(name) {
+	case 2:
+		return strings.EqualFold(name, "Te")
+	case 3:
+		return strings.EqualFold(name, "Age")
+	case 7:
+		return strings.EqualFold(name, "Trailer") || strings.EqualFold(name, "Upgrade")
+	case 10:
+		return strings.EqualFold(name, "Connection") || strings.EqualFold(name, "Keep-Alive")
+	case 14:
+		return strings.EqualFold(name, "Content-Length")
+	case 16:
+		return strings.EqualFold(name, "Proxy-Connection")
+	case 17:
+		return strings.EqualFold(name, "Transfer-Encoding")
+	case 18:
+		return strings.EqualFold(name, "Proxy-Authenticate")
+	case 19:
+		return strings.EqualFold(name, "Proxy-Authorization")
+	}
+	return false
 }
 
 // scrubControlHeaders deletes every microcache-* header from h.
