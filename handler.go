@@ -1,11 +1,7 @@
 package microcache
 
 import (
-	"bytes"
-	"math/rand/v2"
 	"net/http"
-	"slices"
-	"sync"
 	"unsafe"
 )
 
@@ -15,10 +11,9 @@ type handler struct {
 	next http.Handler
 }
 
-// ServeHTTP routes a request to one of four paths: a protocol upgrade goes
-// to next untouched; GET and HEAD are answered from the cache when they can
-// be; requests the cache must not answer pass through (unsafe methods purge
-// the URL on success); everything else passes through.
+// ServeHTTP routes a request: GET and HEAD are answered from the cache when
+// they can be; POST, PUT, PATCH and DELETE pass through and purge the URL
+// on success; protocol upgrades and every other method pass through.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := h.m
 	if isUpgrade(r) {
@@ -116,7 +111,6 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 // nil when there is none, or it belongs to a purged epoch. With DriverLRU a
 // hit builds no key string: keys are looked up from pooled buffers.
 func (m *Microcache) find(r *http.Request, key *keyBuf) (opts Options, found bool, obj *Object, err error) {
-	varies := false
 	if m.lru != nil {
 		// One lookup finds the options and the plain variant's object.
 		opts, obj, found = m.lru.lookup(key.view())
@@ -126,7 +120,7 @@ func (m *Microcache) find(r *http.Request, key *keyBuf) (opts Options, found boo
 	if !found || opts.Uncacheable {
 		return opts, found, nil, nil
 	}
-	varies = len(opts.Vary) > 0 || len(opts.VaryQuery) > 0
+	varies := len(opts.Vary) > 0 || len(opts.VaryQuery) > 0
 	switch {
 	case varies && m.lru != nil:
 		bp := keyBuffers.Get().(*[]byte)
@@ -223,67 +217,6 @@ func (m *Microcache) purge(r *http.Request) {
 	}
 }
 
-// newEpoch returns a random epoch. Epochs are random rather than counted so
-// that a URL whose options were evicted and relearned can never match the
-// objects of an earlier, purged epoch.
-func newEpoch() uint64 { return rand.Uint64() }
-
-// storable reports whether a response may be stored.
-func (m *Microcache) storable(status int, t *responseTraits) bool {
-	switch {
-	case status < 200 || status >= 400 || status == http.StatusPartialContent || status == http.StatusNotModified:
-		return false
-	case t.setsCookie, t.varyAll, t.nocache:
-		return false
-	case t.cache:
-		return true
-	case m.cfg.Nocache, t.private:
-		return false
-	}
-	return true
-}
-
-// learn returns the options a response asks for, keeping prev's epoch when
-// there was a previous record.
-func (m *Microcache) learn(t *responseTraits, prev Options, hadPrev bool) Options {
-	c := &m.cfg
-	o := Options{
-		Epoch:                prev.Epoch,
-		TTL:                  c.TTL,
-		StaleIfError:         c.StaleIfError,
-		StaleWhileRevalidate: c.StaleWhileRevalidate,
-		StaleRecache:         (c.StaleRecache || t.staleRecache) && !t.noStaleRecache,
-		CollapsedForwarding:  (c.CollapsedForwarding || t.collapsed) && !t.noCollapsed,
-	}
-	if !hadPrev {
-		o.Epoch = newEpoch()
-	}
-	if t.hasTTL {
-		o.TTL = t.ttl
-	}
-	if t.hasStaleIfError {
-		o.StaleIfError = t.staleIfError
-	}
-	if t.hasStaleWhileRevalidate {
-		o.StaleWhileRevalidate = t.staleWhileRevalidate
-	}
-	o.Vary = sortedUnion(c.Vary, t.vary)
-	o.VaryQuery = sortedUnion(nil, t.varyQuery)
-	return o
-}
-
-// sortedUnion returns the sorted union of a and b (nil when empty), so that
-// a response listing the same names in another order selects the same
-// variants.
-func sortedUnion(a, b []string) []string {
-	if len(a)+len(b) == 0 {
-		return nil
-	}
-	u := appendTokens(append([]string(nil), a...), b)
-	slices.Sort(u)
-	return u
-}
-
 // writeObject replays obj (whose expanded body is body, and whose timings
 // are t) to w at now.
 func (m *Microcache) writeObject(w http.ResponseWriter, r *http.Request, obj *Object, t *timings, body []byte, state string, now int64) {
@@ -293,63 +226,3 @@ func (m *Microcache) writeObject(w http.ResponseWriter, r *http.Request, obj *Ob
 	}
 	m.writeReplay(w, r, obj.Status, replayOf(obj), body, state, age)
 }
-
-// expandBuffers recycles buffers for expanded bodies.
-var expandBuffers sync.Pool // *[]byte
-
-func noRelease() {}
-
-// bodyOf returns obj's body, expanded when it is compressed, and a function
-// to call once the body has been written. ok is false, and the failure is
-// reported, when the object is corrupt.
-func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release func(), ok bool) {
-	if obj.Status < 200 || obj.Status > 999 || obj.Size < 0 || obj.Size > m.cfg.MaxObjectSize {
-		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errCorruptObject})
-		return nil, nil, false
-	}
-	if !obj.Compressed {
-		if len(obj.Body) != obj.Size {
-			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errCorruptObject})
-			return nil, nil, false
-		}
-		return obj.Body, noRelease, true
-	}
-	if m.cfg.Compressor == nil {
-		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errNoCompressor})
-		return nil, nil, false
-	}
-	if obj.hot != nil && obj.times.clk == m.clk && obj.Size <= m.hot.max/4 {
-		// One of this Microcache's objects: expand it once, keep it
-		// expanded while it is among the recently expanded.
-		if b := obj.hot.Load(); b != nil {
-			return *b, noRelease, true
-		}
-		out, err := m.cfg.Compressor.Expand(nil, obj.Body, obj.Size)
-		if err == nil && len(out) != obj.Size {
-			err = errCorruptObject
-		}
-		if err != nil {
-			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err})
-			return nil, nil, false
-		}
-		m.hot.keep(obj.hot, out)
-		return out, noRelease, true
-	}
-	bp, _ := expandBuffers.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	out, err := m.cfg.Compressor.Expand((*bp)[:0], obj.Body, obj.Size)
-	if err == nil && len(out) != obj.Size {
-		err = errCorruptObject
-	}
-	if err != nil {
-		expandBuffers.Put(bp)
-		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err})
-		return nil, nil, false
-	}
-	*bp = out
-	return out, func() { expandBuffers.Put(bp) }, true
-}
-
-var bytesReader = bytes.NewReader

@@ -2,6 +2,7 @@ package microcache
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -166,7 +167,7 @@ func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status 
 	}
 	if status == http.StatusOK && needsServeContent(r) {
 		modtime, _ := http.ParseTime(h.Get("Last-Modified"))
-		http.ServeContent(w, r, "", modtime, bytesReader(body))
+		http.ServeContent(w, r, "", modtime, bytes.NewReader(body))
 		return
 	}
 	if rp.bodyAllowed {
