@@ -196,23 +196,19 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	case res.status >= 500:
 		m.fail(ErrorEvent{Kind: ErrorBackend, Request: r, Status: res.status, Header: res.header, Background: background})
 	}
-	if res.failed() {
-		if fallback != nil && prev.StaleRecache {
-			if t := timingsOf(m.clk, fallback); t.staleIfErrorAt(m.clk.now()) {
-				m.recache(r, objectKey(key, &prev, r), fallback, prev)
-			}
+	if res.failed() && fallback != nil && prev.StaleRecache {
+		if t := timingsOf(m.clk, fallback); t.staleIfErrorAt(m.clk.now()) {
+			m.recache(r, objectKey(key, &prev, r), fallback, prev)
 		}
-		if res.timedOut || res.panicked != nil {
-			res.body = nil
-			return res
-		}
-		res.replay = newReplayHeader(res.status, res.header, len(res.body))
+	}
+	if res.timedOut || res.panicked != nil {
+		res.body = nil // there is no response to give anyone
 		return res
 	}
-
-	if res.cancelled {
-		// Learn nothing from it either: the URL stays as it was.
-		res.replay = newReplayHeader(res.status, res.header, len(res.body))
+	res.replay = newReplayHeader(res.status, res.header, len(res.body))
+	if res.failed() || res.cancelled {
+		// A 5xx is never stored; a cancelled answer teaches nothing, so the
+		// URL's options stay as they were.
 		return res
 	}
 	storable := !res.streamed && r.Method == http.MethodGet && m.storable(res.status, traits)
@@ -225,8 +221,6 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		// not stored, but the URL stays cacheable for everyone else.
 		storable = false
 	}
-	stored := res.header
-	res.replay = newReplayHeader(res.status, stored, len(res.body))
 	// Options may have changed while the backend ran: a purge gave the URL
 	// a new epoch (then this response predates it and must not be stored),
 	// or a concurrent first fetch created them (then share its epoch, so
@@ -253,14 +247,10 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		return res
 	}
 	now := time.Now()
-	body := res.body
-	if cap(body)-len(body) > len(body)/8+64 {
-		body = bytes.Clone(body) // do not keep a grown buffer's slack for the object's lifetime
-	}
 	obj := &Object{
 		Status:               res.status,
-		Header:               stored,
-		Body:                 body,
+		Header:               res.header,
+		Body:                 res.body,
 		Size:                 len(res.body),
 		Epoch:                opts.Epoch,
 		Date:                 now,
@@ -275,8 +265,11 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err, Background: background})
 			return res
 		}
-		obj.Body, obj.Compressed = bytes.Clone(z), true // Compress may leave much spare capacity
+		obj.Body, obj.Compressed = z, true
 	}
+	// A grown buffer, or Compress's worst-case allocation, would keep its
+	// spare capacity for the object's lifetime.
+	obj.Body = trimmed(obj.Body)
 	obj.stamp(m.clk)
 	if err := m.driver.SetObject(ctx, res.objKey, obj); err != nil {
 		m.driverFailed(r, err)
@@ -399,4 +392,12 @@ func (m *Microcache) goTracked(f func()) {
 		}
 		f()
 	}()
+}
+
+// trimmed returns b, or a copy of it without spare capacity when b has much.
+func trimmed(b []byte) []byte {
+	if cap(b)-len(b) > len(b)/8+64 {
+		return bytes.Clone(b)
+	}
+	return b
 }

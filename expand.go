@@ -59,18 +59,14 @@ func noRelease() {}
 // to call once the body has been written. ok is false, and the failure is
 // reported, when the object is corrupt.
 func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release func(), ok bool) {
-	if obj.Status < 200 || obj.Status > 999 || obj.Size < 0 || obj.Size > m.cfg.MaxObjectSize {
+	switch {
+	case obj.Status < 200 || obj.Status > 999 || obj.Size < 0 || obj.Size > m.cfg.MaxObjectSize,
+		!obj.Compressed && len(obj.Body) != obj.Size:
 		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errCorruptObject})
 		return nil, nil, false
-	}
-	if !obj.Compressed {
-		if len(obj.Body) != obj.Size {
-			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errCorruptObject})
-			return nil, nil, false
-		}
+	case !obj.Compressed:
 		return obj.Body, noRelease, true
-	}
-	if m.cfg.Compressor == nil {
+	case m.cfg.Compressor == nil:
 		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errNoCompressor})
 		return nil, nil, false
 	}
@@ -80,12 +76,8 @@ func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release 
 		if b := obj.hot.Load(); b != nil {
 			return *b, noRelease, true
 		}
-		out, err := m.cfg.Compressor.Expand(nil, obj.Body, obj.Size)
-		if err == nil && len(out) != obj.Size {
-			err = errCorruptObject
-		}
-		if err != nil {
-			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err})
+		out, ok := m.expand(r, nil, obj)
+		if !ok {
 			return nil, nil, false
 		}
 		m.hot.keep(obj.hot, out)
@@ -95,15 +87,25 @@ func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release 
 	if bp == nil {
 		bp = new([]byte)
 	}
-	out, err := m.cfg.Compressor.Expand((*bp)[:0], obj.Body, obj.Size)
-	if err == nil && len(out) != obj.Size {
-		err = errCorruptObject
-	}
-	if err != nil {
+	out, ok := m.expand(r, (*bp)[:0], obj)
+	if !ok {
 		expandBuffers.Put(bp)
-		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err})
 		return nil, nil, false
 	}
 	*bp = out
 	return out, func() { expandBuffers.Put(bp) }, true
+}
+
+// expand appends obj's expanded body to dst. ok is false, and the failure
+// is reported, when expanding fails or yields other than obj.Size bytes.
+func (m *Microcache) expand(r *http.Request, dst []byte, obj *Object) (out []byte, ok bool) {
+	out, err := m.cfg.Compressor.Expand(dst, obj.Body, obj.Size)
+	if err == nil && len(out) != obj.Size {
+		err = errCorruptObject
+	}
+	if err != nil {
+		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err})
+		return nil, false
+	}
+	return out, true
 }
