@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"time"
 )
 
@@ -19,10 +20,10 @@ var (
 // fetchResult is the outcome of one buffered backend call, shared by every
 // request collapsed onto it.
 type fetchResult struct {
-	status int
-	header http.Header // the response header, as recorded
-	body   []byte      // the full body, unless streamed
-	replay *replayHeader
+	status        int
+	header        headerFields // the replayable response header
+	body          []byte       // the full body, unless streamed
+	contentLength string       // len(body), formatted
 
 	stored   bool   // the response was stored under objKey
 	objKey   string // the key it was stored (or would have been) under
@@ -69,7 +70,7 @@ func (res *fetchResult) shareable() bool {
 	if res.stored || res.timedOut {
 		return true
 	}
-	return res.status >= 500 && len(res.header["Set-Cookie"]) == 0
+	return res.status >= 500 && !res.header.has("Set-Cookie")
 }
 
 // miss answers a GET that the cache could not answer, from the backend.
@@ -166,7 +167,7 @@ func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchR
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
-	m.writeReplay(w, r, res.status, res.replay, res.body, StatusMiss, -1)
+	m.writeReplay(w, r, res.status, res.header, res.contentLength, res.body, StatusMiss, -1)
 }
 
 // fetch makes one buffered backend call for a GET and stores the response
@@ -194,7 +195,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 			m.fail(ErrorEvent{Kind: ErrorPanic, Request: r, Err: res.panicked, Background: background})
 		}
 	case res.status >= 500:
-		m.fail(ErrorEvent{Kind: ErrorBackend, Request: r, Status: res.status, Header: res.header, Background: background})
+		m.fail(ErrorEvent{Kind: ErrorBackend, Request: r, Status: res.status, Header: res.header.header(), Background: background})
 	}
 	if res.failed() && fallback != nil && prev.StaleRecache {
 		if t := timingsOf(m.clk, fallback); t.staleIfErrorAt(m.clk.now()) {
@@ -205,7 +206,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		res.body = nil // there is no response to give anyone
 		return res
 	}
-	res.replay = newReplayHeader(res.status, res.header, len(res.body))
+	res.contentLength = strconv.Itoa(len(res.body))
 	if res.failed() || res.cancelled {
 		// A 5xx is never stored; a cancelled answer teaches nothing, so the
 		// URL's options stay as they were.
@@ -249,7 +250,6 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	now := time.Now()
 	obj := &Object{
 		Status:               res.status,
-		Header:               res.header,
 		Body:                 res.body,
 		Size:                 len(res.body),
 		Epoch:                opts.Epoch,
@@ -257,7 +257,8 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		Expires:              now.Add(opts.TTL),
 		StaleWhileRevalidate: opts.StaleWhileRevalidate,
 		StaleIfError:         opts.StaleIfError,
-		replay:               res.replay,
+		header:               res.header,
+		contentLength:        res.contentLength,
 	}
 	if c := m.cfg.Compressor; c != nil {
 		z, err := c.Compress(nil, res.body)

@@ -6,9 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"net/http"
 	"slices"
 	"time"
 )
@@ -31,7 +29,7 @@ const (
 	optionsMagic   = 'O'
 	optionsVersion = 1
 	objectMagic    = 'B'
-	objectVersion  = 1
+	objectVersion  = 2
 )
 
 // Flag bits.
@@ -135,13 +133,9 @@ func (o *Object) MarshalBinary() ([]byte, error) {
 	if msg := o.invalid(); msg != "" {
 		return nil, errors.New("microcache: cannot encode object: " + msg)
 	}
-	names := slices.Sorted(maps.Keys(o.Header))
 	n := 2 + 9*binary.MaxVarintLen64 + 4 + len(o.Body)
-	for _, k := range names {
-		n += 2*binary.MaxVarintLen64 + len(k)
-		for _, v := range o.Header[k] {
-			n += binary.MaxVarintLen64 + len(v)
-		}
+	for _, s := range o.header {
+		n += binary.MaxVarintLen64 + len(s)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, objectMagic, objectVersion)
@@ -157,11 +151,7 @@ func (o *Object) MarshalBinary() ([]byte, error) {
 	b = appendTime(b, o.Expires)
 	b = binary.AppendVarint(b, int64(o.StaleWhileRevalidate))
 	b = binary.AppendVarint(b, int64(o.StaleIfError))
-	b = binary.AppendUvarint(b, uint64(len(names)))
-	for _, k := range names {
-		b = appendString(b, k)
-		b = appendStrings(b, o.Header[k])
-	}
+	b = appendFields(b, o.header)
 	b = binary.AppendUvarint(b, uint64(len(o.Body)))
 	b = append(b, o.Body...)
 	return b, nil
@@ -214,7 +204,7 @@ func (o *Object) UnmarshalBinary(data []byte) error {
 	v.Expires = d.time("expires")
 	v.StaleWhileRevalidate = time.Duration(d.varint("stale-while-revalidate"))
 	v.StaleIfError = time.Duration(d.varint("stale-if-error"))
-	v.Header = d.httpHeader()
+	v.header = d.fields()
 	v.Body = d.bytes("body")
 	if d.err == nil && !v.Compressed && len(v.Body) != v.Size {
 		d.fail("uncompressed body of %d bytes but size %d", len(v.Body), v.Size)
@@ -236,6 +226,24 @@ func appendStrings(b []byte, ss []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ss)))
 	for _, s := range ss {
 		b = appendString(b, s)
+	}
+	return b
+}
+
+// appendFields encodes f as its number of names, then each name followed
+// by its values (a count, then each value).
+func appendFields(b []byte, f headerFields) []byte {
+	b = binary.AppendUvarint(b, uint64(f.names()))
+	for i := 0; i < len(f); {
+		name, j := f[i], i
+		for j < len(f) && f[j] == name {
+			j += 2
+		}
+		b = appendString(b, name)
+		b = binary.AppendUvarint(b, uint64((j-i)/2))
+		for ; i < j; i += 2 {
+			b = appendString(b, f[i+1])
+		}
 	}
 	return b
 }
@@ -376,29 +384,38 @@ func (d *decoder) strings(what string) []string {
 	return ss
 }
 
-func (d *decoder) httpHeader() http.Header {
+// fields decodes a header written by appendFields. Names must be in
+// strictly increasing order, each with at least one value, and replayable
+// (see isReplayable): SetHeader keeps no other.
+func (d *decoder) fields() headerFields {
 	n := d.length("header name count", 2) // each name: length and value count
 	if n == 0 {
 		return nil
 	}
-	h := make(http.Header, n)
+	var f headerFields
 	prev := ""
 	for i := range n {
 		name := d.string("header name")
-		if d.err == nil && i > 0 && name <= prev {
+		count := d.length("header value count", 1)
+		switch {
+		case d.err != nil:
+			return nil
+		case i > 0 && name <= prev:
 			d.fail("header name %q out of order after %q", name, prev)
+		case count == 0:
+			d.fail("header name %q without values", name)
+		case !isReplayable(name):
+			d.fail("header %q is never stored", name)
 		}
-		vals := d.strings("header value")
+		for range count {
+			f = append(f, name, d.string("header value"))
+		}
 		if d.err != nil {
 			return nil
 		}
-		if vals == nil {
-			vals = []string{}
-		}
-		h[name] = vals
 		prev = name
 	}
-	return h
+	return slices.Clip(f)
 }
 
 func (d *decoder) time(what string) time.Time {

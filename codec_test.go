@@ -12,13 +12,19 @@ import (
 	"time"
 )
 
-// exported returns a copy of o with the unexported replay form cleared, so
-// that objects can be compared with reflect.DeepEqual on their exported
-// fields only.
+// exported returns a copy of o with what prepare and stamp derive cleared,
+// so that objects can be compared with reflect.DeepEqual on their exported
+// fields and header.
 func exported(o *Object) Object {
 	c := *o
-	c.replay = nil
+	c.contentLength, c.times, c.hot = "", timings{}, nil
 	return c
+}
+
+// withHeader sets h as o's header and returns o.
+func withHeader(o *Object, h http.Header) *Object {
+	o.SetHeader(h)
+	return o
 }
 
 // sameObject reports whether a and b have equal exported fields. Times are
@@ -29,11 +35,15 @@ func sameObject(a, b *Object) bool {
 		a.Epoch != b.Epoch || !a.Date.Equal(b.Date) || !a.Expires.Equal(b.Expires) ||
 		a.Date.IsZero() != b.Date.IsZero() || a.Expires.IsZero() != b.Expires.IsZero() ||
 		a.StaleWhileRevalidate != b.StaleWhileRevalidate || a.StaleIfError != b.StaleIfError ||
-		!bytes.Equal(a.Body, b.Body) || len(a.Header) != len(b.Header) {
+		!bytes.Equal(a.Body, b.Body) {
 		return false
 	}
-	for k, av := range a.Header {
-		bv, ok := b.Header[k]
+	ah, bh := a.Header(), b.Header()
+	if len(ah) != len(bh) {
+		return false
+	}
+	for k, av := range ah {
+		bv, ok := bh[k]
 		if !ok || len(av) != len(bv) {
 			return false
 		}
@@ -60,15 +70,8 @@ func sameOptions(a, b Options) bool {
 func sampleObject() *Object {
 	date := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
 	body := []byte("<html>hello</html>")
-	return &Object{
-		Status: 200,
-		Header: http.Header{
-			"Content-Type":  {"text/html; charset=utf-8"},
-			"Cache-Control": {"public", "max-age=60"},
-			"Vary":          {"Accept-Encoding", "Accept-Language", ""},
-			"X-Empty":       {},
-			"Etag":          {`"abc"`},
-		},
+	return withHeader(&Object{
+		Status:               200,
 		Body:                 body,
 		Size:                 len(body),
 		Epoch:                0xdeadbeefcafe,
@@ -76,7 +79,13 @@ func sampleObject() *Object {
 		Expires:              date.Add(time.Minute),
 		StaleWhileRevalidate: 10 * time.Second,
 		StaleIfError:         time.Hour,
-	}
+	}, http.Header{
+		"Content-Type":  {"text/html; charset=utf-8"},
+		"Cache-Control": {"public", "max-age=60"},
+		"Vary":          {"Accept-Encoding", "Accept-Language", ""},
+		"X-Empty":       {},
+		"Etag":          {`"abc"`},
+	})
 }
 
 func sampleOptions() Options {
@@ -108,9 +117,9 @@ func TestCodecObjectRoundTrip(t *testing.T) {
 	cases := map[string]*Object{
 		"minimal":      {Status: 200},
 		"sample":       sampleObject(),
-		"empty body":   {Status: 204, Header: http.Header{"X": {"1"}}, Body: nil, Size: 0},
+		"empty body":   withHeader(&Object{Status: 204, Body: nil, Size: 0}, http.Header{"X": {"1"}}),
 		"compressed":   {Status: 200, Body: []byte{0xff, 0x00, 0x01}, Compressed: true, Size: 1000},
-		"compressed 0": {Status: 301, Compressed: true, Size: 0, Header: http.Header{"Location": {"/x"}}},
+		"compressed 0": withHeader(&Object{Status: 301, Compressed: true, Size: 0}, http.Header{"Location": {"/x"}}),
 		"local now": {Status: 200, Date: now, Expires: now.Add(time.Minute),
 			StaleWhileRevalidate: time.Second, StaleIfError: -time.Second, Epoch: 1},
 		"large body":         {Status: 200, Body: big, Size: len(big)},
@@ -132,7 +141,7 @@ func TestCodecObjectRoundTrip(t *testing.T) {
 			if in.Date.IsZero() != out.Date.IsZero() || in.Expires.IsZero() != out.Expires.IsZero() {
 				t.Fatal("zero time did not round-trip as zero")
 			}
-			if out.replay == nil {
+			if out.contentLength == "" {
 				t.Fatal("decoded object was not prepared")
 			}
 			if again := mustMarshalObject(t, &out); !bytes.Equal(again, b) {
@@ -157,7 +166,7 @@ func TestCodecObjectDeepEqual(t *testing.T) {
 	}
 
 	var zero Object
-	if err := zero.UnmarshalBinary(mustMarshalObject(t, &Object{Status: 200, Header: http.Header{}, Body: []byte{}})); err != nil {
+	if err := zero.UnmarshalBinary(mustMarshalObject(t, withHeader(&Object{Status: 200, Body: []byte{}}, http.Header{}))); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := exported(&zero), (Object{Status: 200}); !reflect.DeepEqual(got, want) {
@@ -170,7 +179,7 @@ func TestCodecObjectReplaces(t *testing.T) {
 	if err := out.UnmarshalBinary(mustMarshalObject(t, &Object{Status: 404})); err != nil {
 		t.Fatal(err)
 	}
-	if out.Header != nil || out.Body != nil || out.Status != 404 || !out.Date.IsZero() {
+	if out.header != nil || out.Body != nil || out.Status != 404 || !out.Date.IsZero() {
 		t.Fatalf("old fields survived: %+v", exported(out))
 	}
 }
@@ -210,21 +219,23 @@ func TestCodecOptionsRoundTrip(t *testing.T) {
 
 func TestCodecDeterministic(t *testing.T) {
 	o := sampleObject()
+	h := o.Header()
 	for i := range 20 {
-		o.Header["X-Key-"+strings.Repeat("k", i)] = []string{"v", strings.Repeat("w", i)}
+		h["X-Key-"+strings.Repeat("k", i)] = []string{"v", strings.Repeat("w", i)}
 	}
+	o.SetHeader(h)
 	first := mustMarshalObject(t, o)
 	for range 100 {
 		if b := mustMarshalObject(t, o); !bytes.Equal(b, first) {
 			t.Fatal("object encoding is not deterministic")
 		}
 		// A fresh map with the same contents, built in another order.
-		h := make(http.Header)
-		for k, v := range o.Header {
-			h[k] = v
+		h2 := make(http.Header)
+		for k, v := range h {
+			h2[k] = v
 		}
 		c := *o
-		c.Header = h
+		c.SetHeader(h2)
 		if b := mustMarshalObject(t, &c); !bytes.Equal(b, first) {
 			t.Fatal("object encoding depends on map layout")
 		}
@@ -308,7 +319,9 @@ func TestCodecUnmarshalHeader(t *testing.T) {
 	wantCorrupt(t, p.UnmarshalBinary(obj), "object bytes as options")
 	wantCorrupt(t, o.UnmarshalBinary(mod(obj, 0, 'X')), "wrong object magic")
 	wantCorrupt(t, p.UnmarshalBinary(mod(opt, 0, 'X')), "wrong options magic")
-	wantCorrupt(t, o.UnmarshalBinary(mod(obj, 1, 2)), "object version 2")
+	wantCorrupt(t, o.UnmarshalBinary(mod(obj, 1, objectVersion+1)), "object version 3")
+	// Version 1 kept header names without values; its objects are not read.
+	wantCorrupt(t, o.UnmarshalBinary(mod(obj, 1, 1)), "object version 1")
 	wantCorrupt(t, p.UnmarshalBinary(mod(opt, 1, 0)), "options version 0")
 	wantCorrupt(t, o.UnmarshalBinary(nil), "nil")
 	if o.Status != 0 || p.Epoch != 0 {
@@ -343,10 +356,11 @@ func validRaw() rawObject {
 }
 
 func TestCodecUnmarshalInvalid(t *testing.T) {
+	// hdr encodes names, each with the single value "v".
 	hdr := func(names ...string) []byte {
 		b := uv(uint64(len(names)))
 		for _, n := range names {
-			b = cat(b, uv(uint64(len(n))), []byte(n), uv(0))
+			b = cat(b, uv(uint64(len(n))), []byte(n), uv(1), uv(1), []byte("v"))
 		}
 		return b
 	}
@@ -369,6 +383,10 @@ func TestCodecUnmarshalInvalid(t *testing.T) {
 		"huge name length":   func(r *rawObject) { r.header = cat(uv(1), uv(1<<40), uv(0)) },
 		"unsorted names":     func(r *rawObject) { r.header = hdr("b", "a") },
 		"duplicate names":    func(r *rawObject) { r.header = hdr("a", "a") },
+		"name without value": func(r *rawObject) { r.header = cat(uv(1), uv(1), []byte("a"), uv(0)) },
+		"control header":     func(r *rawObject) { r.header = hdr("Microcache-Ttl") },
+		"hop-by-hop header":  func(r *rawObject) { r.header = hdr("Connection") },
+		"content-length":     func(r *rawObject) { r.header = hdr("content-length") },
 		"huge body length":   func(r *rawObject) { r.flags, r.body = []byte{objCompressed}, uv(1<<64-1) },
 		"body past end":      func(r *rawObject) { r.flags, r.body = []byte{objCompressed}, cat(uv(3), []byte("ab")) },
 	}
@@ -379,7 +397,7 @@ func TestCodecUnmarshalInvalid(t *testing.T) {
 	if err := ok.UnmarshalBinary(good.bytes()); err != nil {
 		t.Fatalf("skeleton: %v", err)
 	}
-	if v, found := map[string][]string(ok.Header)["b"]; !found || v == nil || ok.Epoch != 1 || ok.Status != 200 {
+	if v, found := ok.Header()["b"]; !found || len(v) != 1 || v[0] != "v" || ok.Epoch != 1 || ok.Status != 200 {
 		t.Fatalf("skeleton decoded wrong: %+v", exported(&ok))
 	}
 	for name, mutate := range cases {
@@ -455,18 +473,14 @@ func TestCodecUnmarshalPrepared(t *testing.T) {
 	if err := out.UnmarshalBinary(mustMarshalObject(t, in)); err != nil {
 		t.Fatal(err)
 	}
-	rp := out.replay
-	if rp == nil {
-		t.Fatal("replay is nil")
-	}
-	if rp.contentLength != "18" || !rp.bodyAllowed || len(rp.entries) != len(in.Header) {
-		t.Fatalf("replay form is wrong: %+v", rp)
+	if out.contentLength != "18" {
+		t.Fatalf("decoded Content-Length %q, want 18", out.contentLength)
 	}
 	total := 0
-	for _, v := range in.Header {
+	for _, v := range in.Header() {
 		total += len(v)
 	}
-	if rp.values != total {
-		t.Fatalf("replay has %d values, want %d", rp.values, total)
+	if out.header.values() != total {
+		t.Fatalf("decoded header has %d values, want %d", out.header.values(), total)
 	}
 }

@@ -88,14 +88,14 @@ type Options struct {
 // Object is a stored response. Objects are immutable once handed to a
 // [Driver]: the middleware builds a new Object rather than modifying one,
 // so they can be shared between goroutines without locks.
+//
+// The response header is kept in a compact form, not as an http.Header
+// map (a map costs about 400 bytes even for one entry, more than the rest
+// of a small object); read it with [Object.Header] and set it with
+// [Object.SetHeader].
 type Object struct {
 	// Status is the response's status code (2xx or 3xx, never 206 or 304).
 	Status int
-
-	// Header holds the response headers as the client will receive them,
-	// minus hop-by-hop headers, microcache-* control headers, Age and
-	// Content-Length (those are set on every replay).
-	Header http.Header
 
 	// Body is the response body, compressed by the configured [Compressor]
 	// when Compressed is true.
@@ -121,9 +121,13 @@ type Object struct {
 	StaleWhileRevalidate time.Duration
 	StaleIfError         time.Duration
 
-	// replay is the precomputed form used to write the object quickly; it
-	// is built by prepare before the object is shared.
-	replay *replayHeader
+	// header holds the response headers as the client will receive them
+	// (see SetHeader).
+	header headerFields
+
+	// contentLength is Size formatted for the Content-Length header, set
+	// by prepare before the object is shared; "" until then.
+	contentLength string
 
 	// times are the object's instants on the clock of the Microcache that
 	// built it, set by stamp before the object is shared.
@@ -134,22 +138,29 @@ type Object struct {
 	hot *hotBody
 }
 
+// Header returns a copy of the object's response header: every header a
+// client receives when the object is replayed, apart from Content-Length,
+// Age and the microcache header, which are set on each replay. Changing
+// the copy does not change the object.
+func (o *Object) Header() http.Header { return o.header.header() }
+
+// SetHeader replaces the object's response header with the headers of h
+// that may be replayed to clients: hop-by-hop headers (the fixed list of
+// RFC 9110 section 7.6.1 and those named in Connection), microcache-*
+// control headers, Age, Content-Length and names without values are left
+// out. The object keeps h's strings but not its map or slices, so h may be
+// changed afterwards. SetHeader must not be called once the object has
+// been handed to a [Driver].
+func (o *Object) SetHeader(h http.Header) { o.header = clientFields(h) }
+
 // RetainUntil returns the last instant at which the object can still be
 // served, fresh or stale. Drivers may discard it after that.
 func (o *Object) RetainUntil() time.Time {
 	return o.Expires.Add(max(o.StaleWhileRevalidate, o.StaleIfError))
 }
 
-// storedSize approximates the bytes the object occupies: body, header names
-// and values, and a fixed overhead per object, per header (a map slot and a
-// replay entry) and per header value (its string and slice slot).
+// storedSize approximates the bytes the object occupies: body, header
+// names, values and slots, and a fixed overhead per object.
 func (o *Object) storedSize() int64 {
-	n := int64(cap(o.Body)) + lruRecordOverhead
-	for k, vs := range o.Header {
-		n += int64(len(k)) + 64
-		for _, v := range vs {
-			n += int64(len(v)) + 32
-		}
-	}
-	return n
+	return int64(cap(o.Body)) + o.header.byteSize() + int64(len(o.contentLength)) + lruRecordOverhead
 }

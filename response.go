@@ -7,41 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
-
-// clientHeader returns a copy of a recorded backend header fit to replay:
-// without microcache-* control headers, hop-by-hop headers (RFC 9110
-// section 7.6.1: the fixed list and those named in Connection), Age and
-// Content-Length (Age and Content-Length are set on every replay).
-// Set-Cookie is kept for the client that caused the response; responses
-// that set cookies are never stored or shared.
-func clientHeader(h http.Header) http.Header {
-	n := 0
-	for _, v := range h {
-		n += len(v)
-	}
-	flat := make([]string, 0, n) // one backing array for every value
-	out := make(http.Header, len(h))
-	for k, v := range h {
-		if len(v) == 0 || isControlHeader(k) || isDroppedHeader(k) {
-			continue
-		}
-		start := len(flat)
-		flat = append(flat, v...)
-		out[k] = flat[start:len(flat):len(flat)]
-	}
-	for _, conn := range h["Connection"] {
-		for _, name := range appendTokens(nil, []string{conn}) {
-			out.Del(name)
-		}
-	}
-	return out
-}
 
 // isDroppedHeader reports whether a header is never replayed: hop-by-hop
 // headers, and Age and Content-Length, which are set on replay. Names are
@@ -79,55 +49,23 @@ func scrubControlHeaders(h http.Header) {
 	}
 }
 
-// replayHeader is an Object's header in the form that is quickest to write:
-// the entries in a fixed order, sharing the header's (immutable) value
-// slices, their total count, and the Content-Length value ready.
-type replayHeader struct {
-	entries       []replayEntry
-	values        int // total number of values
-	contentLength string
-	bodyAllowed   bool // the status permits a body and Content-Length
-}
-
-type replayEntry struct {
-	name   string
-	values []string
-}
-
-func newReplayHeader(status int, h http.Header, size int) *replayHeader {
-	rp := &replayHeader{
-		entries:       make([]replayEntry, 0, len(h)),
-		contentLength: strconv.Itoa(size),
-		bodyAllowed:   bodyAllowed(status),
-	}
-	for k, v := range h {
-		rp.entries = append(rp.entries, replayEntry{k, v})
-		rp.values += len(v)
-	}
-	// A deterministic header order on the wire.
-	slices.SortFunc(rp.entries, func(a, b replayEntry) int { return strings.Compare(a.name, b.name) })
-	return rp
-}
-
 // bodyAllowed reports whether a response with this status may carry a body
 // (RFC 9110 sections 15.2, 15.3.5 and 15.4.5).
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
-// prepare fills in the object's replay form. It must run before the object
-// is shared.
-func (o *Object) prepare() {
-	o.replay = newReplayHeader(o.Status, o.Header, o.Size)
-}
+// prepare precomputes what replaying the object needs. It must run before
+// the object is shared.
+func (o *Object) prepare() { o.contentLength = strconv.Itoa(o.Size) }
 
-// replayOf returns obj's replay form, building a private one for objects
-// that did not come through prepare (a third-party driver's, say).
-func replayOf(obj *Object) *replayHeader {
-	if obj.replay != nil {
-		return obj.replay
+// contentLengthOf returns obj's Content-Length value, formatting it for
+// objects that did not come through prepare (a third-party driver's, say).
+func contentLengthOf(obj *Object) string {
+	if obj.contentLength != "" {
+		return obj.contentLength
 	}
-	return newReplayHeader(obj.Status, obj.Header, obj.Size)
+	return strconv.Itoa(obj.Size)
 }
 
 // writeReplay writes status, header and body to w as the response. state is
@@ -136,8 +74,9 @@ func replayOf(obj *Object) *replayHeader {
 // aliased, so that code downstream may change them. Requests with Range or
 // conditional headers are answered through http.ServeContent, which
 // implements both for 200 responses.
-func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status int, rp *replayHeader, body []byte, state string, age int) {
+func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status int, fields headerFields, contentLength string, body []byte, state string, age int) {
 	h := w.Header()
+	bodyOK := bodyAllowed(status)
 	extra := 0
 	if m.cfg.Exposed {
 		extra++
@@ -145,16 +84,11 @@ func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status 
 	if age >= 0 {
 		extra++
 	}
-	if rp.bodyAllowed {
+	if bodyOK {
 		extra++
 	}
-	vals := make([]string, rp.values+extra)
-	i := 0
-	for _, e := range rp.entries {
-		n := copy(vals[i:], e.values)
-		h[e.name] = vals[i : i+n : i+n]
-		i += n
-	}
+	vals := make([]string, fields.values()+extra)
+	i := fields.fill(h, vals)
 	if m.cfg.Exposed {
 		vals[i] = state
 		h[HeaderStatus] = vals[i : i+1 : i+1]
@@ -170,12 +104,12 @@ func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status 
 		http.ServeContent(w, r, "", modtime, bytes.NewReader(body))
 		return
 	}
-	if rp.bodyAllowed {
-		vals[i] = rp.contentLength
+	if bodyOK {
+		vals[i] = contentLength
 		h["Content-Length"] = vals[i : i+1 : i+1]
 	}
 	w.WriteHeader(status)
-	if r.Method != http.MethodHead && rp.bodyAllowed && len(body) > 0 {
+	if r.Method != http.MethodHead && bodyOK && len(body) > 0 {
 		w.Write(body) //nolint:errcheck // a client write error has no one to report to
 	}
 }
@@ -206,8 +140,8 @@ func needsServeContent(r *http.Request) bool {
 // FlushError, for http.ResponseController) by switching to streaming.
 type recorder struct {
 	mu          sync.Mutex
-	header      http.Header // handed to the handler
-	snapshot    http.Header // header as of WriteHeader
+	header      http.Header  // handed to the handler
+	fields      headerFields // replayable header as of WriteHeader
 	status      int
 	body        []byte
 	limit       int
@@ -277,7 +211,7 @@ func (rec *recorder) writeHeaderLocked(code int) {
 	rec.wroteHeader = true
 	rec.status = code
 	rec.traits = readTraits(rec.header)
-	rec.snapshot = clientHeader(rec.header)
+	rec.fields = clientFields(rec.header)
 	rec.contentLength = rec.header["Content-Length"]
 }
 
@@ -327,9 +261,7 @@ func (rec *recorder) startStreamingLocked() {
 		return
 	}
 	lh := rec.live.Header()
-	for k, v := range rec.snapshot {
-		lh[k] = v
-	}
+	rec.fields.fill(lh, make([]string, rec.fields.values()))
 	if rec.contentLength != nil {
 		lh["Content-Length"] = rec.contentLength
 	}
@@ -415,15 +347,15 @@ func (rec *recorder) isAbandoned() bool {
 
 // result returns what was recorded. It must be called only once the handler
 // has returned (or the recorder was abandoned and will not be read again).
-// The header it returns is already fit for clients (see clientHeader).
-func (rec *recorder) result() (status int, header http.Header, body []byte, streamed bool, traits *responseTraits) {
+// The header it returns is already fit for clients (see clientFields).
+func (rec *recorder) result() (status int, header headerFields, body []byte, streamed bool, traits *responseTraits) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if !rec.wroteHeader {
 		// A handler that writes nothing sends an empty 200, as in net/http.
 		rec.writeHeaderLocked(http.StatusOK)
 	}
-	return rec.status, rec.snapshot, rec.body, rec.streaming, &rec.traits
+	return rec.status, rec.fields, rec.body, rec.streaming, &rec.traits
 }
 
 // passWriter wraps the client's ResponseWriter on pass-through paths. It
