@@ -58,23 +58,6 @@ type Options struct {
 	// every variant at once.
 	Epoch uint64
 
-	// Uncacheable is true when the last backend response for the URL could
-	// not be stored (for example it said "microcache-nocache: 1" or set a
-	// cookie). Such a URL is passed straight through to the backend until a
-	// response says otherwise.
-	Uncacheable bool
-
-	// TTL, StaleIfError and StaleWhileRevalidate are the durations the
-	// response asked for (or the Config defaults).
-	TTL                  time.Duration
-	StaleIfError         time.Duration
-	StaleWhileRevalidate time.Duration
-
-	// StaleRecache and CollapsedForwarding are the flags the response asked
-	// for (or the Config defaults).
-	StaleRecache        bool
-	CollapsedForwarding bool
-
 	// Vary lists the canonical request header names whose values select a
 	// variant, from the response's Vary and microcache-vary headers plus
 	// Config.Vary.
@@ -83,6 +66,23 @@ type Options struct {
 	// VaryQuery lists the query parameter names whose values select a
 	// variant, from the response's microcache-vary-query header.
 	VaryQuery []string
+
+	// TTL, StaleIfError and StaleWhileRevalidate are the durations the
+	// response asked for (or the Config defaults).
+	TTL                  time.Duration
+	StaleIfError         time.Duration
+	StaleWhileRevalidate time.Duration
+
+	// Uncacheable is true when the last backend response for the URL could
+	// not be stored (for example it said "microcache-nocache: 1" or set a
+	// cookie). Such a URL is passed straight through to the backend until a
+	// response says otherwise.
+	Uncacheable bool
+
+	// StaleRecache and CollapsedForwarding are the flags the response asked
+	// for (or the Config defaults).
+	StaleRecache        bool
+	CollapsedForwarding bool
 }
 
 // Object is a stored response. Objects are immutable once handed to a
@@ -160,7 +160,11 @@ func (o *Object) RetainUntil() time.Time {
 }
 
 // storedSize approximates the bytes the object occupies: body, header
-// names, values and slots, and a fixed overhead per object.
+// names, values and slots, and the Object itself.
 func (o *Object) storedSize() int64 {
-	return int64(cap(o.Body)) + o.header.byteSize() + int64(len(o.contentLength)) + lruRecordOverhead
+	return int64(cap(o.Body)) + o.header.byteSize() + int64(len(o.contentLength)) + objectOverhead
 }
+
+// objectOverhead is the heap size of an Object struct, measured with
+// runtime.MemStats in memory_test.go.
+const objectOverhead = 208

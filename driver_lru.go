@@ -13,12 +13,11 @@ import (
 // power of two, so a shard is picked with a mask.
 const lruShards = 16
 
-// lruRecordOverhead approximates, in bytes, what one stored record costs
-// beyond its key, header and body bytes: the record, its list element and
-// map slot, the Object struct, its header map and its replay form (measured
-// with runtime.MemStats in memory_test.go), so that a byte budget bounds
-// real memory.
-const lruRecordOverhead = 640
+// lruRecordOverhead approximates, in bytes, what one record costs beyond
+// its key and what it holds: the record itself, the LRU's list element and
+// map slot (measured with runtime.MemStats in memory_test.go), so that a
+// byte budget bounds real memory.
+const lruRecordOverhead = 240
 
 // DriverLRU is an in-memory [Driver] that evicts the least recently used
 // records when it holds more objects, or more bytes, than its limits. It is
@@ -57,14 +56,31 @@ type lruShard struct {
 }
 
 // lruRecord is what one key holds: options, an object, or both. Its fields
-// are guarded by the shard's mu.
+// other than moved are guarded by the shard's mu. Its size is recomputed
+// (see recordSize) rather than stored, which keeps the record small.
 type lruRecord struct {
-	opts     Options
-	hasOpts  bool
-	obj      *Object
-	optsSize int64
-	objSize  int64
-	moved    atomic.Uint64 // shard.adds when the record was last moved to the front
+	opts    Options
+	obj     *Object
+	moved   atomic.Uint64 // shard.adds when the record was last moved to the front
+	hasOpts bool
+}
+
+// recordSize returns the bytes a record under key counts against the byte
+// limit: the key, the record's overhead, the options' lists and the object.
+func recordSize(key string, r *lruRecord) int64 {
+	n := int64(len(key)) + lruRecordOverhead
+	if r.hasOpts {
+		for _, v := range r.opts.Vary {
+			n += int64(len(v)) + 16
+		}
+		for _, v := range r.opts.VaryQuery {
+			n += int64(len(v)) + 16
+		}
+	}
+	if r.obj != nil {
+		n += r.obj.storedSize()
+	}
+	return n
 }
 
 // NewDriverLRU returns a [DriverLRU] holding at most size objects. A size
@@ -91,8 +107,8 @@ func NewDriverLRUBytes(maxObjects int, maxBytes int64) *DriverLRU {
 		// The record count is bounded by hand (objects and bytes), so the
 		// LRU's own size limit is set out of reach; NewLRU fails only for a
 		// size below 1.
-		s.records, _ = simplelru.NewLRU(int(^uint(0)>>2), func(_ string, r *lruRecord) {
-			s.bytes.Add(-(r.optsSize + r.objSize))
+		s.records, _ = simplelru.NewLRU(int(^uint(0)>>2), func(key string, r *lruRecord) {
+			s.bytes.Add(-recordSize(key, r))
 			if r.obj != nil {
 				s.objects--
 			}
@@ -138,32 +154,20 @@ func (d *DriverLRU) GetObject(_ context.Context, key string) (*Object, error) {
 
 // SetOptions implements [Driver].
 func (d *DriverLRU) SetOptions(_ context.Context, key string, o Options) error {
-	size := int64(len(key) + lruRecordOverhead)
-	for _, v := range o.Vary {
-		size += int64(len(v))
-	}
-	for _, v := range o.VaryQuery {
-		size += int64(len(v))
-	}
-	d.shard(key).update(key, func(r *lruRecord) int64 {
-		delta := size - r.optsSize
-		r.opts, r.hasOpts, r.optsSize = o, true, size
-		return delta
+	d.shard(key).update(key, func(r *lruRecord) {
+		r.opts, r.hasOpts = o, true
 	})
 	return nil
 }
 
 // SetObject implements [Driver].
 func (d *DriverLRU) SetObject(_ context.Context, key string, obj *Object) error {
-	size := int64(len(key)) + obj.storedSize()
 	s := d.shard(key)
-	s.update(key, func(r *lruRecord) int64 {
+	s.update(key, func(r *lruRecord) {
 		if r.obj == nil {
 			s.objects++
 		}
-		delta := size - r.objSize
-		r.obj, r.objSize = obj, size
-		return delta
+		r.obj = obj
 	})
 	return nil
 }
@@ -183,8 +187,8 @@ func (d *DriverLRU) DeleteObject(_ context.Context, key string) error {
 		return nil
 	}
 	s.objects--
-	s.bytes.Add(-r.objSize)
-	r.obj, r.objSize = nil, 0
+	s.bytes.Add(-r.obj.storedSize())
+	r.obj = nil
 	return nil
 }
 
@@ -228,16 +232,20 @@ func (s *lruShard) touch(key string, r *lruRecord) {
 
 // update applies change to the record under key (creating it), moves it to
 // the front, and evicts least recently used records until the shard is
-// within its limits. change returns the record's change in size.
-func (s *lruShard) update(key string, change func(*lruRecord) int64) {
+// within its limits.
+func (s *lruShard) update(key string, change func(*lruRecord)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.records.Get(key)
-	if !ok {
+	var before int64
+	if ok {
+		before = recordSize(key, r)
+	} else {
 		r = new(lruRecord)
 		s.records.Add(key, r)
 	}
-	s.bytes.Add(change(r))
+	change(r)
+	s.bytes.Add(recordSize(key, r) - before)
 	r.moved.Store(s.adds.Add(1))
 	s.evicting = true
 	// Records without objects (options of uncacheable or varying URLs) are

@@ -184,11 +184,15 @@ func TestMemoryHeapPerObject(t *testing.T) {
 	if ratio := float64(full) / float64(2*half); ratio < 0.95 || ratio > 1.05 {
 		t.Errorf("driver bytes not linear: %d for %d objects, %d for %d", half, n/2, full, n)
 	}
-	if counted <= 0 || counted > 2<<10 {
-		t.Errorf("driver counts %.0f B per object beyond body and headers, want (0, 2048]", counted)
+	// About 510 B today (see the README's memory breakdown); the bound
+	// catches a regression such as a header map or a second copy coming
+	// back, not noise.
+	const maxOverhead = 640
+	if counted <= 0 || counted > maxOverhead {
+		t.Errorf("driver counts %.0f B per object beyond body and headers, want (0, %d]", counted, maxOverhead)
 	}
-	if real > 2<<10 {
-		t.Errorf("heap holds %.0f B per object beyond body and headers, want <= 2048", real)
+	if real > maxOverhead {
+		t.Errorf("heap holds %.0f B per object beyond body and headers, want <= %d", real, maxOverhead)
 	}
 	// The byte budget is only a bound on memory if the heap does not hold
 	// much more than the driver counts.
