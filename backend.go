@@ -195,7 +195,11 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 			m.fail(ErrorEvent{Kind: ErrorPanic, Request: r, Err: res.panicked, Background: background})
 		}
 	case res.status >= 500:
-		m.fail(ErrorEvent{Kind: ErrorBackend, Request: r, Status: res.status, Header: res.header.header(), Background: background})
+		ev := ErrorEvent{Kind: ErrorBackend, Request: r, Status: res.status, Background: background}
+		if m.errMon != nil {
+			ev.Header = res.header.header() // built only for someone to read
+		}
+		m.fail(ev)
 	}
 	if res.failed() && fallback != nil && prev.StaleRecache {
 		if t := timingsOf(m.clk, fallback); t.staleIfErrorAt(m.clk.now()) {
