@@ -397,7 +397,7 @@ func TestCodecUnmarshalInvalid(t *testing.T) {
 	if err := ok.UnmarshalBinary(good.bytes()); err != nil {
 		t.Fatalf("skeleton: %v", err)
 	}
-	if v, found := ok.Header()["b"]; !found || len(v) != 1 || v[0] != "v" || ok.Epoch != 1 || ok.Status != 200 {
+	if v, found := map[string][]string(ok.Header())["b"]; !found || len(v) != 1 || v[0] != "v" || ok.Epoch != 1 || ok.Status != 200 {
 		t.Fatalf("skeleton decoded wrong: %+v", exported(&ok))
 	}
 	for name, mutate := range cases {
