@@ -399,13 +399,15 @@ func (d *decoder) fields() headerFields {
 		count := d.length("header value count", 1)
 		switch {
 		case d.err != nil:
-			return nil
 		case i > 0 && name <= prev:
 			d.fail("header name %q out of order after %q", name, prev)
 		case count == 0:
 			d.fail("header name %q without values", name)
 		case !isReplayable(name):
 			d.fail("header %q is never stored", name)
+		}
+		if d.err != nil {
+			return nil
 		}
 		for range count {
 			f = append(f, name, d.string("header value"))

@@ -387,6 +387,7 @@ func TestCodecUnmarshalInvalid(t *testing.T) {
 		"control header":     func(r *rawObject) { r.header = hdr("Microcache-Ttl") },
 		"hop-by-hop header":  func(r *rawObject) { r.header = hdr("Connection") },
 		"content-length":     func(r *rawObject) { r.header = hdr("content-length") },
+		"status header":      func(r *rawObject) { r.header = hdr("Microcache") },
 		"huge body length":   func(r *rawObject) { r.flags, r.body = []byte{objCompressed}, uv(1<<64-1) },
 		"body past end":      func(r *rawObject) { r.flags, r.body = []byte{objCompressed}, cat(uv(3), []byte("ab")) },
 	}

@@ -221,3 +221,27 @@ func TestCollapsedForwardingHeaders(t *testing.T) {
 		}
 	})
 }
+
+// A backend's own status header (an inner cache's, say) is not stored: with
+// Exposed off, neither the miss nor the hit carries it.
+func TestBackendStatusHeaderNotReplayed(t *testing.T) {
+	var calls atomic.Int64
+	c := newCache(t, microcache.Config{TTL: time.Minute})
+	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set(microcache.HeaderStatus, microcache.StatusHit)
+		w.Write([]byte("inner"))
+	}))
+	for i := range 2 {
+		res := get(t, h, "http://example.com/inner")
+		if got := res.Header.Values(microcache.HeaderStatus); len(got) != 0 {
+			t.Errorf("request %d: backend's %s header replayed: %q", i, microcache.HeaderStatus, got)
+		}
+		if b := body(t, res); b != "inner" {
+			t.Errorf("request %d: body %q", i, b)
+		}
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("backend calls = %d, want 1 (the second request is a hit)", calls.Load())
+	}
+}

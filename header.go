@@ -20,7 +20,8 @@ import (
 type headerFields []string
 
 // clientFields returns the fields of a recorded backend header that are fit
-// to replay: without microcache-* control headers, hop-by-hop headers (RFC
+// to replay: without microcache-* control headers, the microcache status
+// header, hop-by-hop headers (RFC
 // 9110 section 7.6.1: the fixed list and those named in Connection), Age
 // and Content-Length (both are set on every replay). Set-Cookie is kept for
 // the client that caused the response; responses that set cookies are
@@ -44,10 +45,13 @@ func clientFields(h http.Header) headerFields {
 }
 
 // isReplayable reports whether a header of this name may be stored and
-// replayed to clients: it is neither a control header nor one of the
-// headers dropped on replay (see isDroppedHeader).
+// replayed to clients: it is neither a control header, nor the cache's own
+// status header (a backend's, or an inner cache's, would otherwise be
+// replayed as this cache's), nor one of the headers dropped on replay (see
+// isDroppedHeader).
 func isReplayable(name string) bool {
-	return !isControlHeader(name) && !isDroppedHeader(name)
+	return !isControlHeader(name) && !isDroppedHeader(name) &&
+		!(len(name) == len(HeaderStatus) && strings.EqualFold(name, HeaderStatus))
 }
 
 // containsFold reports whether names holds name, compared without regard

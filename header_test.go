@@ -7,8 +7,8 @@ import (
 )
 
 // clientFields drops exactly the hop-by-hop headers, those named in
-// Connection, Age, Content-Length, control headers (in any case) and names
-// without values.
+// Connection, Age, Content-Length, control headers and the status header
+// (in any case) and names without values.
 func TestClientFields(t *testing.T) {
 	in := http.Header{
 		"Content-Type": {"text/plain"}, "X-Keep": {"a", "b"}, "Set-Cookie": {"c=1"},
@@ -16,7 +16,7 @@ func TestClientFields(t *testing.T) {
 		"Te": {"trailers"}, "Trailer": {"X"}, "Transfer-Encoding": {"chunked"},
 		"Upgrade": {"h2c"}, "Proxy-Connection": {"x"}, "Proxy-Authenticate": {"x"},
 		"Proxy-Authorization": {"x"}, "AGE": {"5"}, "Content-Length": {"10"},
-		"microcache-ttl": {"5"}, "X-Empty": {},
+		"microcache-ttl": {"5"}, "X-Empty": {}, "MICROCACHE": {"HIT"},
 	}
 	f := clientFields(in)
 	want := headerFields{"Content-Type", "text/plain", "Set-Cookie", "c=1", "X-Keep", "a", "X-Keep", "b"}
