@@ -150,8 +150,8 @@ func (o *Object) Header() http.Header { return o.header.header() }
 // SetHeader replaces the object's response header with the headers of h
 // that may be replayed to clients: hop-by-hop headers (the fixed list of
 // RFC 9110 section 7.6.1 and those named in Connection), microcache-*
-// control headers, Age, Content-Length and names without values are left
-// out. The object keeps h's strings but not its map or slices, so h may be
+// control headers, the microcache status header, Age, Content-Length and
+// names without values are left out. The object keeps h's strings but not its map or slices, so h may be
 // changed afterwards. SetHeader must not be called once the object has
 // been handed to a [Driver].
 func (o *Object) SetHeader(h http.Header) { o.header = clientFields(h) }

@@ -21,16 +21,12 @@ type headerFields []string
 
 // clientFields returns the fields of a recorded backend header that are fit
 // to replay: without microcache-* control headers, the microcache status
-// header, hop-by-hop headers (RFC
-// 9110 section 7.6.1: the fixed list and those named in Connection), Age
-// and Content-Length (both are set on every replay). Set-Cookie is kept for
-// the client that caused the response; responses that set cookies are
-// never stored or shared.
+// header, hop-by-hop headers (RFC 9110 section 7.6.1: the fixed list and
+// those named in Connection), Age and Content-Length (both are set on every
+// replay). Set-Cookie is kept for the client that caused the response;
+// responses that set cookies are never stored or shared.
 func clientFields(h http.Header) headerFields {
-	var named []string // names listed in Connection
-	for _, conn := range h["Connection"] {
-		named = appendTokens(named, []string{conn})
-	}
+	named := appendTokens(nil, h["Connection"]) // hop-by-hop by name
 	var buf [16]string
 	names := buf[:0]
 	n := 0
