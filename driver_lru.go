@@ -3,6 +3,7 @@ package microcache
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -17,7 +18,7 @@ const lruShards = 16
 // its key and what it holds: the record itself, the LRU's list element and
 // map slot (measured with runtime.MemStats in memory_test.go), so that a
 // byte budget bounds real memory.
-const lruRecordOverhead = 240
+const lruRecordOverhead = 160
 
 // DriverLRU is an in-memory [Driver] that evicts the least recently used
 // records when it holds more objects, or more bytes, than its limits. It is
@@ -36,6 +37,8 @@ type DriverLRU struct {
 	seed      maphash.Seed
 	shards    [lruShards]lruShard
 	evictions atomic.Uint64
+	policies  [4]atomic.Pointer[Options] // policies stored last (see share)
+	nextSlot  atomic.Uint32              // where share puts the next new policy
 }
 
 var (
@@ -52,28 +55,45 @@ type lruShard struct {
 	bytes    atomic.Int64                       // written with mu held
 	adds     atomic.Uint64                      // records added; written with mu held
 	evicting bool                               // guarded by mu: removals now are evictions
-	_        [32]byte                           // keep shards on separate cache lines
+	_        [48]byte                           // 128 bytes: shards on separate cache lines
 }
 
 // lruRecord is what one key holds: options, an object, or both. Its fields
 // other than moved are guarded by the shard's mu. Its size is recomputed
 // (see recordSize) rather than stored, which keeps the record small.
+//
+// Options are split in two: the epoch, which is the URL's own, and the
+// rest (policy), which most URLs of a service share; records with equal
+// policies point to one immutable copy (see DriverLRU.share), so a record
+// costs 32 bytes rather than the 112 of an Options value inline.
 type lruRecord struct {
-	opts    Options
-	obj     *Object
-	moved   atomic.Uint64 // shard.adds when the record was last moved to the front
-	hasOpts bool
+	policy *Options // the options but for Epoch; nil: no options stored
+	epoch  uint64
+	obj    *Object
+	moved  atomic.Uint64 // shard.adds when the record was last moved to the front
+}
+
+// options returns the options stored in r; ok is false when there are none.
+func (r *lruRecord) options() (o Options, ok bool) {
+	if r.policy == nil {
+		return Options{}, false
+	}
+	o = *r.policy
+	o.Epoch = r.epoch
+	return o, true
 }
 
 // recordSize returns the bytes a record under key counts against the byte
 // limit: the key, the record's overhead, the options' lists and the object.
 func recordSize(key string, r *lruRecord) int64 {
 	n := int64(len(key)) + lruRecordOverhead
-	if r.hasOpts {
-		for _, v := range r.opts.Vary {
+	if r.policy != nil {
+		// Counted for every record that shares them: an overcount, which
+		// keeps the byte limit a bound.
+		for _, v := range r.policy.Vary {
 			n += int64(len(v)) + 16
 		}
-		for _, v := range r.opts.VaryQuery {
+		for _, v := range r.policy.VaryQuery {
 			n += int64(len(v)) + 16
 		}
 	}
@@ -131,7 +151,8 @@ func (d *DriverLRU) lookup(key string) (opts Options, obj *Object, found bool) {
 	s.mu.RLock()
 	r, ok := s.records.Peek(key)
 	if ok {
-		opts, found, obj = r.opts, r.hasOpts, r.obj
+		opts, found = r.options()
+		obj = r.obj
 	}
 	s.mu.RUnlock()
 	if ok {
@@ -155,7 +176,7 @@ func (d *DriverLRU) GetObject(_ context.Context, key string) (*Object, error) {
 // SetOptions implements [Driver].
 func (d *DriverLRU) SetOptions(_ context.Context, key string, o Options) error {
 	d.shard(key).update(key, func(r *lruRecord) {
-		r.opts, r.hasOpts = o, true
+		r.policy, r.epoch = d.share(r.policy, &o), o.Epoch
 	})
 	return nil
 }
@@ -182,7 +203,7 @@ func (d *DriverLRU) DeleteObject(_ context.Context, key string) error {
 	if !ok || r.obj == nil {
 		return nil
 	}
-	if !r.hasOpts {
+	if r.policy == nil {
 		s.records.Remove(key) // the callback adjusts the counts
 		return nil
 	}
@@ -228,6 +249,37 @@ func (s *lruShard) touch(key string, r *lruRecord) {
 	s.records.Get(key) // moves it to the front, if still present
 	s.mu.Unlock()
 	r.moved.Store(adds)
+}
+
+// share returns a pointer to an immutable copy of o's policy (o but for
+// its Epoch): cur, or one of the four policies stored last, when equal;
+// else a new copy, which replaces the oldest of the four. A service with
+// a few distinct policies so keeps one copy of each. Safe for concurrent
+// use: a race at worst stores an extra copy.
+func (d *DriverLRU) share(cur, o *Options) *Options {
+	if cur != nil && samePolicy(cur, o) {
+		return cur
+	}
+	for i := range d.policies {
+		if p := d.policies[i].Load(); p != nil && samePolicy(p, o) {
+			return p
+		}
+	}
+	p := *o
+	p.Epoch = 0
+	p.Vary = slices.Clone(o.Vary) // the caller's slices may change
+	p.VaryQuery = slices.Clone(o.VaryQuery)
+	d.policies[d.nextSlot.Add(1)%uint32(len(d.policies))].Store(&p)
+	return &p
+}
+
+// samePolicy reports whether a and b are equal but for their Epochs.
+func samePolicy(a, b *Options) bool {
+	return a.TTL == b.TTL && a.StaleIfError == b.StaleIfError &&
+		a.StaleWhileRevalidate == b.StaleWhileRevalidate &&
+		a.Uncacheable == b.Uncacheable && a.StaleRecache == b.StaleRecache &&
+		a.CollapsedForwarding == b.CollapsedForwarding &&
+		slices.Equal(a.Vary, b.Vary) && slices.Equal(a.VaryQuery, b.VaryQuery)
 }
 
 // update applies change to the record under key (creating it), moves it to

@@ -2,6 +2,7 @@ package microcache
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -92,5 +93,58 @@ func TestDriverLRUSharedRecord(t *testing.T) {
 	}
 	if d.Bytes() >= before || d.Len() != 0 || d.Evictions() != 0 {
 		t.Errorf("Bytes %d (was %d), Len %d, Evictions %d", d.Bytes(), before, d.Len(), d.Evictions())
+	}
+}
+
+// Records with equal options but for the epoch share one stored copy;
+// each keeps its own epoch, and the caller's slices are not retained.
+func TestDriverLRUSharedPolicy(t *testing.T) {
+	ctx := context.Background()
+	d := NewDriverLRU(100)
+	vary := []string{"Accept-Encoding"}
+	d.SetOptions(ctx, "a", Options{Epoch: 1, TTL: time.Second, Vary: vary})
+	d.SetOptions(ctx, "b", Options{Epoch: 2, TTL: time.Second, Vary: []string{"Accept-Encoding"}})
+	d.SetOptions(ctx, "c", Options{Epoch: 3, TTL: 2 * time.Second, Vary: vary})
+	vary[0] = "Cookie" // the caller reuses its slice
+
+	record := func(key string) *lruRecord {
+		s := d.shard(key)
+		r, ok := s.records.Peek(key)
+		if !ok {
+			t.Fatalf("no record under %q", key)
+		}
+		return r
+	}
+	if record("a").policy == nil || record("a").policy != record("b").policy {
+		t.Error("equal options are stored twice")
+	}
+	if record("a").policy == record("c").policy {
+		t.Error("options with another TTL share a copy")
+	}
+	for key, want := range map[string]Options{
+		"a": {Epoch: 1, TTL: time.Second, Vary: []string{"Accept-Encoding"}},
+		"b": {Epoch: 2, TTL: time.Second, Vary: []string{"Accept-Encoding"}},
+		"c": {Epoch: 3, TTL: 2 * time.Second, Vary: []string{"Accept-Encoding"}},
+	} {
+		got, ok, _ := d.GetOptions(ctx, key)
+		if !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("GetOptions(%q) = %+v, %v; want %+v", key, got, ok, want)
+		}
+	}
+	// Interleaved stores of a few policies keep one copy of each.
+	for i := range 40 {
+		d.SetOptions(ctx, "k"+strconv.Itoa(i), Options{Epoch: uint64(i), TTL: time.Duration(1+i%3) * time.Second})
+	}
+	copies := map[*Options]bool{}
+	for i := range 40 {
+		copies[record("k"+strconv.Itoa(i)).policy] = true
+	}
+	if len(copies) != 3 {
+		t.Errorf("40 records of 3 policies hold %d copies, want 3", len(copies))
+	}
+	// A new epoch for one URL (a purge) leaves the others' alone.
+	d.SetOptions(ctx, "a", Options{Epoch: 9, TTL: time.Second, Vary: []string{"Accept-Encoding"}})
+	if o, _, _ := d.GetOptions(ctx, "b"); o.Epoch != 2 {
+		t.Errorf("b's epoch is %d after a's changed, want 2", o.Epoch)
 	}
 }
