@@ -221,6 +221,57 @@ func BenchmarkMissCold(b *testing.B) {
 	})
 }
 
+// browserRequest is a GET carrying the header a browser sends, canonical
+// as net/http's server parses it, so the middleware's reads of the request
+// header cost what they do in production (benchRequest has no header).
+func browserRequest(path string) *http.Request {
+	r := benchRequest(path)
+	for name, value := range map[string]string{
+		"Accept":                    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+		"Accept-Encoding":           "gzip, deflate, br, zstd",
+		"Accept-Language":           "en-GB,en;q=0.9",
+		"Cache-Control":             "no-cache",
+		"Connection":                "keep-alive",
+		"Cookie":                    "session=3f9a1c; theme=dark",
+		"Pragma":                    "no-cache",
+		"Sec-Fetch-Dest":            "document",
+		"Sec-Fetch-Mode":            "navigate",
+		"Sec-Fetch-Site":            "none",
+		"Upgrade-Insecure-Requests": "1",
+		"User-Agent":                "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+	} {
+		r.Header.Set(name, value)
+	}
+	return r
+}
+
+// BenchmarkHitBrowser: hits for requests with a browser's header, beside
+// the bare handler answering the same request.
+func BenchmarkHitBrowser(b *testing.B) {
+	const size = 1 << 10
+	body := benchBody(size)
+	run := func(b *testing.B, h http.Handler, calls *atomic.Int64) {
+		b.SetBytes(size)
+		b.ReportAllocs()
+		w, r := newDiscardWriter(), browserRequest("/browser")
+		serveBench(b, h, w, r, size) // warm
+		before := calls.Load()
+		for b.Loop() {
+			serveBench(b, h, w, r, size)
+		}
+		reportCalls(b, calls, before)
+	}
+	b.Run("bare", func(b *testing.B) {
+		var calls atomic.Int64
+		run(b, origin(body, &calls), &calls)
+	})
+	b.Run("hit", func(b *testing.B) {
+		var calls atomic.Int64
+		c := benchCache(b, microcache.Config{TTL: time.Hour})
+		run(b, c.Middleware(origin(body, &calls)), &calls)
+	})
+}
+
 // BenchmarkPassThrough: a URL known to be uncacheable, the cost the
 // middleware adds to responses it does not store.
 func BenchmarkPassThrough(b *testing.B) {
