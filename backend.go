@@ -226,6 +226,13 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		// not stored, but the URL stays cacheable for everyone else.
 		storable = false
 	}
+	var obj *Object
+	if storable {
+		obj = m.newObject(r, res, opts.TTL, background) // nil if it could not be compressed
+	}
+	if m.lru != nil {
+		return m.storeLRU(key, res, hadPrev, obj, storable)
+	}
 	// Options may have changed while the backend ran: a purge gave the URL
 	// a new epoch (then this response predates it and must not be stored),
 	// or a concurrent first fetch created them (then share its epoch, so
@@ -251,16 +258,60 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		}
 		return res
 	}
+	if obj == nil {
+		return res
+	}
+	obj.Epoch = opts.Epoch
+	if err := m.driver.SetObject(ctx, res.objKey, obj); err != nil {
+		m.driverFailed(r, err)
+		return res
+	}
+	res.stored = true
+	return res
+}
+
+// storeLRU is the end of fetch for DriverLRU, which checks the epoch and
+// stores the options (and the plain variant's object) in one locked step,
+// so a purge cannot land between the check and the store. A varied
+// object is stored after, with the epoch the options were stored with:
+// should a purge come in between, the object is already unreachable.
+func (m *Microcache) storeLRU(key string, res *fetchResult, hadPrev bool, obj *Object, storable bool) *fetchResult {
+	plain := res.objKey == key
+	var plainObj *Object
+	if plain {
+		plainObj = obj
+	}
+	epoch, ok := m.lru.storeFetched(key, res.opts, hadPrev, plainObj, plain && hadPrev && !storable)
+	res.opts.Epoch = epoch
+	if !ok {
+		return res
+	}
+	if !plain {
+		switch {
+		case obj != nil:
+			obj.Epoch = epoch
+			m.lru.SetObject(context.Background(), res.objKey, obj) //nolint:errcheck // DriverLRU never fails
+		case hadPrev && !storable:
+			m.lru.DeleteObject(context.Background(), res.objKey) //nolint:errcheck // DriverLRU never fails
+		}
+	}
+	res.stored = obj != nil
+	return res
+}
+
+// newObject builds the object that stores res, fresh for ttl from now,
+// compressed when a Compressor is configured. Its Epoch is left for the
+// caller to set. It returns nil, and reports, when compression fails.
+func (m *Microcache) newObject(r *http.Request, res *fetchResult, ttl time.Duration, background bool) *Object {
 	now := time.Now()
 	obj := &Object{
 		Status:               res.status,
 		Body:                 res.body,
 		Size:                 len(res.body),
-		Epoch:                opts.Epoch,
 		Date:                 now,
-		Expires:              now.Add(opts.TTL),
-		StaleWhileRevalidate: opts.StaleWhileRevalidate,
-		StaleIfError:         opts.StaleIfError,
+		Expires:              now.Add(ttl),
+		StaleWhileRevalidate: res.opts.StaleWhileRevalidate,
+		StaleIfError:         res.opts.StaleIfError,
 		header:               res.header,
 		contentLength:        res.contentLength,
 	}
@@ -268,7 +319,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		z, err := c.Compress(nil, res.body)
 		if err != nil {
 			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err, Background: background})
-			return res
+			return nil
 		}
 		obj.Body, obj.Compressed = z, true
 	}
@@ -276,12 +327,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	// spare capacity for the object's lifetime.
 	obj.Body = trimmed(obj.Body)
 	obj.stamp(m.clk)
-	if err := m.driver.SetObject(ctx, res.objKey, obj); err != nil {
-		m.driverFailed(r, err)
-		return res
-	}
-	res.stored = true
-	return res
+	return obj
 }
 
 // recache stores a stale object again as fresh for its TTL from now; its

@@ -193,6 +193,42 @@ func (d *DriverLRU) SetObject(_ context.Context, key string, obj *Object) error 
 	return nil
 }
 
+// storeFetched stores, in one locked step, what a backend call for the URL
+// key taught: its options o, and obj as the object of its plain variant
+// (nil: the object stays as it is; drop: the object is removed). With
+// hadPrev, o.Epoch is the epoch the call started from, and nothing is
+// stored if the URL's epoch has changed since: a purge came while the
+// backend ran. Without it, options already stored (a concurrent first
+// call's) lend their epoch, so that neither call orphans the other's
+// objects. obj's Epoch is set to the epoch stored, which is returned; ok
+// is false when nothing was stored. obj must not be shared yet.
+func (d *DriverLRU) storeFetched(key string, o Options, hadPrev bool, obj *Object, drop bool) (epoch uint64, ok bool) {
+	s := d.shard(key)
+	epoch, ok = o.Epoch, true
+	s.update(key, func(r *lruRecord) {
+		if r.policy != nil {
+			if hadPrev && r.epoch != o.Epoch {
+				epoch, ok = r.epoch, false
+				return
+			}
+			epoch = r.epoch
+		}
+		r.policy, r.epoch = d.share(r.policy, &o), epoch
+		switch {
+		case obj != nil:
+			obj.Epoch = epoch
+			if r.obj == nil {
+				s.objects++
+			}
+			r.obj = obj
+		case drop && r.obj != nil:
+			s.objects--
+			r.obj = nil
+		}
+	})
+	return epoch, ok
+}
+
 // DeleteObject implements [Driver]. The options stored under the same key,
 // if any, stay.
 func (d *DriverLRU) DeleteObject(_ context.Context, key string) error {

@@ -148,3 +148,39 @@ func TestDriverLRUSharedPolicy(t *testing.T) {
 		t.Errorf("b's epoch is %d after a's changed, want 2", o.Epoch)
 	}
 }
+
+// storeFetched checks the epoch and stores options and object in one step.
+func TestDriverLRUStoreFetched(t *testing.T) {
+	ctx := context.Background()
+	d := NewDriverLRU(10)
+
+	// A first call stores its own epoch; a concurrent first call adopts it.
+	obj := testObject("one")
+	if epoch, ok := d.storeFetched("k", Options{Epoch: 5, TTL: time.Second}, false, obj, false); !ok || epoch != 5 || obj.Epoch != 5 {
+		t.Fatalf("first store: epoch %d ok %v, object epoch %d", epoch, ok, obj.Epoch)
+	}
+	obj2 := testObject("two")
+	if epoch, ok := d.storeFetched("k", Options{Epoch: 6, TTL: time.Second}, false, obj2, false); !ok || epoch != 5 || obj2.Epoch != 5 {
+		t.Errorf("concurrent first store: epoch %d ok %v, object epoch %d; want 5", epoch, ok, obj2.Epoch)
+	}
+
+	// A call that started from another epoch (purged since) stores nothing.
+	before := d.Bytes()
+	if _, ok := d.storeFetched("k", Options{Epoch: 4, TTL: time.Hour}, true, testObject("stale"), false); ok {
+		t.Error("a call from a purged epoch stored")
+	}
+	if o, got, _ := d.lookup("k"); got != obj2 || o.TTL != time.Second || d.Bytes() != before {
+		t.Errorf("after the refused store: object %v, TTL %v, bytes %d (was %d)", got, o.TTL, d.Bytes(), before)
+	}
+
+	// drop removes the object and keeps the options.
+	if _, ok := d.storeFetched("k", Options{Epoch: 5, TTL: time.Second, Uncacheable: true}, true, nil, true); !ok {
+		t.Fatal("drop refused")
+	}
+	if o, got, found := d.lookup("k"); !found || !o.Uncacheable || got != nil || d.Len() != 0 {
+		t.Errorf("after drop: options %+v found %v, object %v, Len %d", o, found, got, d.Len())
+	}
+	if got, _ := d.GetObject(ctx, "k"); got != nil {
+		t.Error("GetObject after drop returned an object")
+	}
+}

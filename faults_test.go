@@ -519,5 +519,54 @@ func TestFaultPurgeDuringSlowMiss(t *testing.T) {
 		if b := body(t, res); b != "en v2" {
 			t.Errorf("en after the purge and the slow miss: %s %q, want MISS \"en v2\": the purge was undone", state(res), b)
 		}
+		// The slow response predates the purge: it was not stored either.
+		res = get(t, h, "/doc", "X-Lang", "fr")
+		if b := body(t, res); b != "fr v2" {
+			t.Errorf("fr after the purge: %s %q, want \"fr v2\"", state(res), b)
+		}
+	})
+}
+
+// The same for a URL without variants: the in-memory driver checks the
+// epoch and stores in one step, so the slow miss's response, which
+// predates the purge, is not stored.
+func TestFaultPurgeDuringSlowPlainMiss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var version atomic.Int64
+		version.Store(1)
+		release := make(chan struct{})
+		var slow atomic.Bool
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if r.Method == http.MethodPost {
+				version.Add(1)
+				io.WriteString(w, "posted")
+				return
+			}
+			v := version.Load() // the content as of now
+			if slow.Load() {
+				<-release
+			}
+			io.WriteString(w, "v"+itoa(v))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Second, Exposed: true}).Middleware(be)
+		expect(t, get(t, h, "/doc"), "MISS", "v1")
+		time.Sleep(2 * time.Second) // expired: the next GET refetches with the options known
+		slow.Store(true)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			get(t, h, "/doc")
+		}()
+		synctest.Wait()
+		slow.Store(false)
+		if res := serve(t, h, http.MethodPost, "/doc"); res.StatusCode != 200 {
+			t.Fatalf("POST: %d", res.StatusCode)
+		}
+		close(release)
+		<-done
+		res := get(t, h, "/doc")
+		if b := body(t, res); b != "v2" {
+			t.Errorf("after the purge and the slow miss: %s %q, want MISS \"v2\": the purge was undone", state(res), b)
+		}
 	})
 }
