@@ -313,8 +313,8 @@ func (m *Microcache) newObject(r *http.Request, res *fetchResult, ttl time.Durat
 		StaleWhileRevalidate: res.opts.StaleWhileRevalidate,
 		StaleIfError:         res.opts.StaleIfError,
 		header:               res.header,
-		contentLength:        res.contentLength,
 	}
+	obj.prepare()
 	if c := m.cfg.Compressor; c != nil {
 		z, err := c.Compress(nil, res.body)
 		if err != nil {

@@ -104,6 +104,13 @@ type Object struct {
 	// Compressed reports whether Body is compressed.
 	Compressed bool
 
+	// digits is how many bytes of clen hold Size's decimal digits, set by
+	// prepare before the object is shared; 0 until then, or when Size has
+	// more digits than clen holds. clock is the id of the clock that times
+	// were stamped on; 0 until stamped.
+	digits uint8
+	clock  uint32
+
 	// Size is the length of the uncompressed body in bytes.
 	Size int
 
@@ -114,9 +121,9 @@ type Object struct {
 	// (see SetHeader).
 	header headerFields
 
-	// contentLength is Size formatted for the Content-Length header, set
-	// by prepare before the object is shared; "" until then.
-	contentLength string
+	// clen holds the Content-Length value (see digits): in place rather
+	// than as a string, which would cost a string header and an allocation.
+	clen [8]byte
 
 	// times are the object's instants on the clock of the Microcache that
 	// built it, set by stamp before the object is shared.
@@ -165,9 +172,9 @@ func (o *Object) RetainUntil() time.Time {
 // storedSize approximates the bytes the object occupies: body, header
 // names, values and slots, and the Object itself.
 func (o *Object) storedSize() int64 {
-	return int64(cap(o.Body)) + o.header.byteSize() + int64(len(o.contentLength)) + objectOverhead
+	return int64(cap(o.Body)) + o.header.byteSize() + objectOverhead
 }
 
 // objectOverhead is the heap size of an Object struct, measured with
 // runtime.MemStats in memory_test.go.
-const objectOverhead = 208
+const objectOverhead = 192

@@ -70,7 +70,7 @@ func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release 
 		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errNoCompressor})
 		return nil, nil, false
 	}
-	if obj.hot != nil && obj.times.clk == m.clk && obj.Size <= m.hot.max/4 {
+	if obj.hot != nil && obj.clock == m.clk.id && obj.Size <= m.hot.max/4 {
 		// One of this Microcache's objects: expand it once, keep it
 		// expanded while it is among the recently expanded.
 		if b := obj.hot.Load(); b != nil {

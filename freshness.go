@@ -2,15 +2,29 @@ package microcache
 
 import (
 	"math"
+	"sync/atomic"
 	"time"
 )
 
 // clock reads monotonic time as nanoseconds since its base. On the hit path
 // that is all that is needed, and it costs about half of time.Now, which
-// also reads the wall clock.
-type clock struct{ base time.Time }
+// also reads the wall clock. Each clock has its own id, which objects keep
+// in 4 bytes rather than a pointer.
+type clock struct {
+	base time.Time
+	id   uint32 // never 0
+}
 
-func newClock() *clock { return &clock{base: time.Now()} }
+// clockIDs numbers clocks.
+var clockIDs atomic.Uint32
+
+func newClock() *clock {
+	id := clockIDs.Add(1)
+	for id == 0 { // after 2^32 clocks
+		id = clockIDs.Add(1)
+	}
+	return &clock{base: time.Now(), id: id}
+}
 
 // now returns the nanoseconds elapsed since the clock's base.
 func (c *clock) now() int64 { return int64(time.Since(c.base)) }
@@ -22,7 +36,6 @@ func (c *clock) at(t time.Time) int64 { return int64(t.Sub(c.base)) }
 // base: when it was fetched, and until when it is fresh, may be served
 // while revalidating, and may be served for an error.
 type timings struct {
-	clk                              *clock
 	date, fresh, revalidate, ifError int64
 }
 
@@ -30,7 +43,6 @@ type timings struct {
 func timingsOn(c *clock, obj *Object) timings {
 	exp := c.at(obj.Expires)
 	return timings{
-		clk:        c,
 		date:       c.at(obj.Date),
 		fresh:      exp,
 		revalidate: addSat(exp, int64(obj.StaleWhileRevalidate)),
@@ -41,7 +53,7 @@ func timingsOn(c *clock, obj *Object) timings {
 // stamp records obj's timings on c, for objects this process builds. It
 // must run before the object is shared.
 func (obj *Object) stamp(c *clock) {
-	obj.times = timingsOn(c, obj)
+	obj.times, obj.clock = timingsOn(c, obj), c.id
 	if obj.Compressed && obj.hot == nil {
 		obj.hot = new(hotBody)
 	}
@@ -50,7 +62,7 @@ func (obj *Object) stamp(c *clock) {
 // timingsOf returns obj's timings on c: the stamped ones when they are on
 // c, else computed (objects from another process, or another Microcache).
 func timingsOf(c *clock, obj *Object) timings {
-	if obj.times.clk == c {
+	if obj.clock == c.id {
 		return obj.times
 	}
 	return timingsOn(c, obj)

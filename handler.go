@@ -224,5 +224,5 @@ func (m *Microcache) writeObject(w http.ResponseWriter, r *http.Request, obj *Ob
 	if !m.cfg.SuppressAgeHeader {
 		age = t.ageAt(now)
 	}
-	m.writeReplay(w, r, obj.Status, obj.header, contentLengthOf(obj), body, state, age)
+	m.writeReplay(w, r, obj.Status, obj.header, obj.contentLength(), body, state, age)
 }

@@ -3,6 +3,7 @@ package microcache
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -57,5 +58,28 @@ func TestHeaderFieldsFill(t *testing.T) {
 	h["A"] = append(h["A"], "x")
 	if h.Get("B") != "3" {
 		t.Fatal("appending to one name overwrote the next")
+	}
+}
+
+// An object's Content-Length value is kept in place when it fits, and
+// formatted otherwise; objects that were never prepared format it too.
+func TestObjectContentLength(t *testing.T) {
+	for _, size := range []int{0, 7, 1024, 99_999_999, 100_000_000, 1 << 40} {
+		o := &Object{Size: size}
+		if got := o.contentLength(); got != strconv.Itoa(size) {
+			t.Errorf("unprepared, size %d: %q", size, got)
+		}
+		o.prepare()
+		if got := o.contentLength(); got != strconv.Itoa(size) {
+			t.Errorf("prepared, size %d: %q", size, got)
+		}
+		if inPlace := o.digits > 0; inPlace != (size < 1e8) {
+			t.Errorf("size %d: kept in place %v", size, inPlace)
+		}
+		c := *o // a copy (as recache makes) reads its own bytes
+		o.clen = [8]byte{}
+		if got := c.contentLength(); got != strconv.Itoa(size) {
+			t.Errorf("copy, size %d: %q", size, got)
+		}
 	}
 }

@@ -184,10 +184,10 @@ func TestMemoryHeapPerObject(t *testing.T) {
 	if ratio := float64(full) / float64(2*half); ratio < 0.95 || ratio > 1.05 {
 		t.Errorf("driver bytes not linear: %d for %d objects, %d for %d", half, n/2, full, n)
 	}
-	// About 430 B today (see the README's memory breakdown); the bound
+	// About 405 B today (see the README's memory breakdown); the bound
 	// catches a regression such as a header map or a second copy coming
 	// back, not noise.
-	const maxOverhead = 560
+	const maxOverhead = 520
 	if counted <= 0 || counted > maxOverhead {
 		t.Errorf("driver counts %.0f B per object beyond body and headers, want (0, %d]", counted, maxOverhead)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // isDroppedHeader reports whether a header is never replayed: hop-by-hop
@@ -55,17 +56,23 @@ func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
-// prepare precomputes what replaying the object needs. It must run before
-// the object is shared.
-func (o *Object) prepare() { o.contentLength = strconv.Itoa(o.Size) }
-
-// contentLengthOf returns obj's Content-Length value, formatting it for
-// objects that did not come through prepare (a third-party driver's, say).
-func contentLengthOf(obj *Object) string {
-	if obj.contentLength != "" {
-		return obj.contentLength
+// prepare precomputes what replaying the object needs: its Content-Length
+// value. It must run before the object is shared, and only then.
+func (o *Object) prepare() {
+	if o.Size >= 0 && o.Size < 1e8 {
+		o.digits = uint8(len(strconv.AppendInt(o.clen[:0], int64(o.Size), 10)))
 	}
-	return strconv.Itoa(obj.Size)
+}
+
+// contentLength returns the object's Content-Length value. For a prepared
+// object it is a view of the object's own bytes, which never change once
+// the object is shared, so no string is allocated; other objects (from a
+// third-party driver, say) format it.
+func (o *Object) contentLength() string {
+	if o.digits > 0 {
+		return unsafe.String(&o.clen[0], int(o.digits))
+	}
+	return strconv.Itoa(o.Size)
 }
 
 // writeReplay writes status, header and body to w as the response. state is
