@@ -282,6 +282,35 @@ func BenchmarkPassThrough(b *testing.B) {
 	})
 }
 
+// BenchmarkPassThroughBypass: a request that is uncacheable on its face (it
+// carries credentials), which passes through without a lookup, beside the
+// bare handler answering the same request.
+func BenchmarkPassThroughBypass(b *testing.B) {
+	const size = 1 << 10
+	body := benchBody(size)
+	run := func(b *testing.B, h http.Handler, calls *atomic.Int64) {
+		b.SetBytes(size)
+		b.ReportAllocs()
+		w, r := newDiscardWriter(), benchRequest("/private")
+		r.Header.Set("Authorization", "Bearer 0123456789abcdef")
+		serveBench(b, h, w, r, size) // warm
+		before := calls.Load()
+		for b.Loop() {
+			serveBench(b, h, w, r, size)
+		}
+		reportCalls(b, calls, before)
+	}
+	b.Run("bare", func(b *testing.B) {
+		var calls atomic.Int64
+		run(b, origin(body, &calls), &calls)
+	})
+	b.Run("bypass", func(b *testing.B) {
+		var calls atomic.Int64
+		c := benchCache(b, microcache.Config{TTL: time.Hour})
+		run(b, c.Middleware(origin(body, &calls)), &calls)
+	})
+}
+
 // BenchmarkHerd: 1000 goroutines request one cold key at once; the backend
 // takes 50 ms. One op is one herd against a fresh cache. Run it with a
 // fixed count: -bench Herd -benchtime 5x.
