@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
+	"unsafe"
 )
 
 // ErrCorrupt is wrapped by every error that [Options.UnmarshalBinary] and
@@ -133,10 +133,7 @@ func (o *Object) MarshalBinary() ([]byte, error) {
 	if msg := o.invalid(); msg != "" {
 		return nil, errors.New("microcache: cannot encode object: " + msg)
 	}
-	n := 2 + 9*binary.MaxVarintLen64 + 4 + len(o.Body)
-	for _, s := range o.header {
-		n += binary.MaxVarintLen64 + len(s)
-	}
+	n := 2 + 9*binary.MaxVarintLen64 + 4 + len(o.Body) + 1 + len(o.header.enc)
 	b := make([]byte, 0, n)
 	b = append(b, objectMagic, objectVersion)
 	b = binary.AppendUvarint(b, uint64(o.Status))
@@ -231,21 +228,13 @@ func appendStrings(b []byte, ss []string) []byte {
 }
 
 // appendFields encodes f as its number of names, then each name followed
-// by its values (a count, then each value).
+// by its values (a count, then each value): f's own form (see
+// headerFields), so it is copied as it is.
 func appendFields(b []byte, f headerFields) []byte {
-	b = binary.AppendUvarint(b, uint64(f.names()))
-	for i := 0; i < len(f); {
-		name, j := f[i], i
-		for j < len(f) && f[j] == name {
-			j += 2
-		}
-		b = appendString(b, name)
-		b = binary.AppendUvarint(b, uint64((j-i)/2))
-		for ; i < j; i += 2 {
-			b = appendString(b, f[i+1])
-		}
+	if f.enc == "" {
+		return append(b, 0) // no names
 	}
-	return b
+	return append(b, f.enc...)
 }
 
 // appendTime encodes the zero time as a single 0 byte, and any other time
@@ -386,38 +375,41 @@ func (d *decoder) strings(what string) []string {
 
 // fields decodes a header written by appendFields. Names must be in
 // strictly increasing order, each with at least one value, and replayable
-// (see isReplayable): SetHeader keeps no other.
+// (see isReplayable): SetHeader keeps no other. The checks read the input
+// in place; the header, once valid, is copied in one string.
 func (d *decoder) fields() headerFields {
+	start := d.b
 	n := d.length("header name count", 2) // each name: length and value count
 	if n == 0 {
-		return nil
+		return headerFields{}
 	}
-	var f headerFields
-	prev := ""
+	values := 0
+	var prev []byte
 	for i := range n {
-		name := d.string("header name")
+		name := d.raw("header name", 1)
 		count := d.length("header value count", 1)
 		switch {
 		case d.err != nil:
-		case i > 0 && name <= prev:
+		case i > 0 && bytes.Compare(name, prev) <= 0:
 			d.fail("header name %q out of order after %q", name, prev)
 		case count == 0:
 			d.fail("header name %q without values", name)
-		case !isReplayable(name):
+		case !isReplayable(unsafe.String(unsafe.SliceData(name), len(name))):
 			d.fail("header %q is never stored", name)
 		}
 		if d.err != nil {
-			return nil
+			return headerFields{}
 		}
 		for range count {
-			f = append(f, name, d.string("header value"))
+			d.raw("header value", 1)
 		}
 		if d.err != nil {
-			return nil
+			return headerFields{}
 		}
+		values += count
 		prev = name
 	}
-	return slices.Clip(f)
+	return headerFields{enc: string(start[:len(start)-len(d.b)]), n: values}
 }
 
 func (d *decoder) time(what string) time.Time {

@@ -179,7 +179,7 @@ func TestCodecObjectReplaces(t *testing.T) {
 	if err := out.UnmarshalBinary(mustMarshalObject(t, &Object{Status: 404})); err != nil {
 		t.Fatal(err)
 	}
-	if out.header != nil || out.Body != nil || out.Status != 404 || !out.Date.IsZero() {
+	if out.header.enc != "" || out.Body != nil || out.Status != 404 || !out.Date.IsZero() {
 		t.Fatalf("old fields survived: %+v", exported(out))
 	}
 }

@@ -1,23 +1,32 @@
 package microcache
 
 import (
+	"encoding/binary"
 	"net/http"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // headerFields is a response header in the compact, immutable form that
-// stored objects and shared backend responses keep: name/value pairs laid
-// out flat (name, value, name, value, ...), ordered by name, with a name
-// repeated once per value and the values of one name in their original
-// order. Names without values are not kept (net/http sends nothing for
-// them).
+// stored objects and shared backend responses keep. enc holds the whole
+// header in one string, in the encoding an encoded Object uses for it: the
+// number of names, then for each name, in increasing order, its length and
+// bytes, the number of its values, and each value's length and bytes, all
+// numbers as minimal uvarints. Names without values are not kept (net/http
+// sends nothing for them). n is the number of values, so that a replay
+// sizes its buffer at once.
 //
-// One slice holds the whole header: 32 bytes per value, against about 400
-// bytes for even a one-entry http.Header map. The strings are shared with
-// the header the fields were built from, never copied. A headerFields is
+// The bytes are copied from the header the fields are built from, so they
+// keep nothing else alive; a header costs its bytes plus a few length
+// bytes, against 32 bytes per value as string pairs, or about 400 bytes
+// for even a one-entry http.Header map. enc is built by fieldsFrom or
+// validated by the decoder, so readers trust its form. A headerFields is
 // never modified once built, so it may be read from many goroutines.
-type headerFields []string
+type headerFields struct {
+	enc string // "" when there are no names
+	n   int
+}
 
 // clientFields returns the fields of a recorded backend header that are fit
 // to replay: without microcache-* control headers, the microcache status
@@ -61,48 +70,92 @@ func containsFold(names []string, name string) bool {
 	return false
 }
 
-// fieldsFrom lays out the values of h under names (n values in all) in
+// fieldsFrom encodes the values of h under names (n values in all) in
 // name order. names is sorted in place.
 func fieldsFrom(h http.Header, names []string, n int) headerFields {
 	if n == 0 {
-		return nil
+		return headerFields{}
 	}
 	slices.Sort(names)
-	f := make(headerFields, 0, 2*n)
+	size := uvarintLen(len(names))
 	for _, k := range names {
+		size += uvarintLen(len(k)) + len(k) + uvarintLen(len(h[k]))
 		for _, v := range h[k] {
-			f = append(f, k, v)
+			size += uvarintLen(len(v)) + len(v)
 		}
 	}
-	return f
+	b := make([]byte, 0, size)
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, k := range names {
+		b = appendString(b, k)
+		b = binary.AppendUvarint(b, uint64(len(h[k])))
+		for _, v := range h[k] {
+			b = appendString(b, v)
+		}
+	}
+	// b is never written again, so the string may share its bytes.
+	return headerFields{enc: unsafe.String(unsafe.SliceData(b), len(b)), n: n}
+}
+
+// uvarintLen returns the length of x's uvarint encoding.
+func uvarintLen(x int) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+// fieldReader walks an encoded header. It trusts the encoding (see
+// headerFields), so it does no checks of its own beyond Go's bounds checks.
+type fieldReader struct{ s string }
+
+func (r *fieldReader) uvarint() int {
+	x := 0
+	for shift := 0; ; shift += 7 {
+		c := r.s[0]
+		r.s = r.s[1:]
+		x |= int(c&0x7f) << shift
+		if c < 0x80 {
+			return x
+		}
+	}
+}
+
+func (r *fieldReader) string() string {
+	n := r.uvarint()
+	s := r.s[:n]
+	r.s = r.s[n:]
+	return s
 }
 
 // values returns the number of header values.
-func (f headerFields) values() int { return len(f) / 2 }
+func (f headerFields) values() int { return f.n }
 
 // names returns the number of distinct header names.
 func (f headerFields) names() int {
-	n := 0
-	for i := 0; i < len(f); i += 2 {
-		if i == 0 || f[i] != f[i-2] {
-			n++
-		}
+	if f.enc == "" {
+		return 0
 	}
-	return n
+	r := fieldReader{f.enc}
+	return r.uvarint()
 }
 
 // fill sets every name of f in h, replacing what h held under it, to a
 // copy of its values made in vals, which must have room for f.values()
 // strings. It returns how many of vals it used. Each name's slice is
 // capped, so appending to it in h cannot reach the next name's values.
+// The strings share f's bytes, which never change.
 func (f headerFields) fill(h http.Header, vals []string) int {
+	if f.enc == "" {
+		return 0
+	}
+	r := fieldReader{f.enc}
 	used := 0
-	for i := 0; i+1 < len(f); i += 2 {
-		name, start := f[i], used
-		vals[used] = f[i+1]
-		used++
-		for ; i+3 < len(f) && f[i+2] == name; i += 2 {
-			vals[used] = f[i+3]
+	for names := r.uvarint(); names > 0; names-- {
+		name, start := r.string(), used
+		for count := r.uvarint(); count > 0; count-- {
+			vals[used] = r.string()
 			used++
 		}
 		h[name] = vals[start:used:used]
@@ -112,31 +165,32 @@ func (f headerFields) fill(h http.Header, vals []string) int {
 
 // header returns f as a new http.Header.
 func (f headerFields) header() http.Header {
-	if len(f) == 0 {
+	if f.enc == "" {
 		return http.Header{}
 	}
 	h := make(http.Header, f.names())
-	f.fill(h, make([]string, f.values()))
+	f.fill(h, make([]string, f.n))
 	return h
 }
 
 // has reports whether f holds a header of this name, compared without
 // regard to case.
 func (f headerFields) has(name string) bool {
-	for i := 0; i < len(f); i += 2 {
-		if strings.EqualFold(f[i], name) {
+	if f.enc == "" {
+		return false
+	}
+	r := fieldReader{f.enc}
+	for names := r.uvarint(); names > 0; names-- {
+		if strings.EqualFold(r.string(), name) {
 			return true
+		}
+		for count := r.uvarint(); count > 0; count-- {
+			r.string()
 		}
 	}
 	return false
 }
 
-// byteSize returns the bytes f's names and values take, counting each pair
-// slot in the slice.
-func (f headerFields) byteSize() int64 {
-	n := int64(cap(f)) * 16
-	for _, s := range f {
-		n += int64(len(s))
-	}
-	return n
-}
+// byteSize returns the bytes f's encoding takes: names, values and their
+// lengths.
+func (f headerFields) byteSize() int64 { return int64(len(f.enc)) }
