@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 var (
@@ -23,7 +24,8 @@ type fetchResult struct {
 	status        int
 	header        headerFields // the replayable response header
 	body          []byte       // the full body, unless streamed
-	contentLength string       // len(body), formatted
+	contentLength string       // len(body), formatted: a view of clen
+	clen          [20]byte
 
 	stored   bool   // the response was stored under objKey
 	objKey   string // the key it was stored (or would have been) under
@@ -178,8 +180,13 @@ func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchR
 func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev Options, hadPrev bool, live http.ResponseWriter, fallback *Object, background bool) *fetchResult {
 	m.count(backendCalls)
 	ctx := r.Context()
-	rec := newRecorder(live, m.cfg.MaxObjectSize, m.cfg.Exposed)
-	res := &fetchResult{}
+	// One allocation for both: they live about as long as each other.
+	call := &struct {
+		rec recorder
+		res fetchResult
+	}{}
+	rec, res := &call.rec, &call.res
+	rec.init(live, m.cfg.MaxObjectSize, m.cfg.Exposed)
 	res.timedOut, res.panicked = m.run(next, r, rec)
 	var traits *responseTraits
 	res.status, res.header, res.body, res.streamed, traits = rec.result()
@@ -210,7 +217,10 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		res.body = nil // there is no response to give anyone
 		return res
 	}
-	res.contentLength = strconv.Itoa(len(res.body))
+	// res is shared read-only once fetch returns, so the string may view
+	// its bytes.
+	digits := strconv.AppendInt(res.clen[:0], int64(len(res.body)), 10)
+	res.contentLength = unsafe.String(&res.clen[0], len(digits))
 	if res.failed() || res.cancelled {
 		// A 5xx is never stored; a cancelled answer teaches nothing, so the
 		// URL's options stay as they were.

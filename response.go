@@ -163,8 +163,10 @@ type recorder struct {
 	contentLength []string // the handler's own Content-Length, for streaming
 }
 
-func newRecorder(live http.ResponseWriter, limit int, exposed bool) *recorder {
-	return &recorder{header: make(http.Header), limit: limit, live: live, exposed: exposed}
+// init readies a zero recorder to record a response of at most limit
+// body bytes.
+func (rec *recorder) init(live http.ResponseWriter, limit int, exposed bool) {
+	rec.header, rec.limit, rec.live, rec.exposed = make(http.Header), limit, live, exposed
 }
 
 func (rec *recorder) Header() http.Header { return rec.header }
