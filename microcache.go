@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -146,18 +145,8 @@ func (m *Microcache) report(interval time.Duration, stop <-chan struct{}, done c
 // snapshot returns the counts since the previous snapshot, and resets them.
 func (m *Microcache) snapshot() Stats {
 	c := m.stats
-	s := Stats{
-		Size:        m.driver.Len(),
-		Hits:        int(c.hits.Swap(0)),
-		Misses:      int(c.misses.Swap(0)),
-		Stales:      int(c.stales.Swap(0)),
-		Passes:      int(c.passes.Swap(0)),
-		Backend:     int(c.backend.Swap(0)),
-		Errors:      int(c.errors.Swap(0)),
-		Timeouts:    int(c.timeouts.Swap(0)),
-		Panics:      int(c.panics.Swap(0)),
-		CacheErrors: int(c.cacheErrors.Swap(0)),
-	}
+	s := c.take()
+	s.Size = m.driver.Len()
 	if u, ok := m.driver.(DriverUsage); ok {
 		s.StoredBytes = u.Bytes()
 		total := u.Evictions()
@@ -167,29 +156,10 @@ func (m *Microcache) snapshot() Stats {
 	return s
 }
 
-// counters are the live counts behind Stats.
-type counters struct {
-	hits, misses, stales, passes, backend atomic.Int64
-	errors, timeouts, panics, cacheErrors atomic.Int64
-	evictionsReported                     uint64 // driver evictions at the last report; only the reporting goroutine uses it
-}
-
-// count adds one to the counter chosen by pick, when stats are kept.
-func (m *Microcache) count(pick func(*counters) *atomic.Int64) {
-	if m.stats != nil {
-		pick(m.stats).Add(1)
-	}
-}
-
-func hits(c *counters) *atomic.Int64         { return &c.hits }
-func misses(c *counters) *atomic.Int64       { return &c.misses }
-func stales(c *counters) *atomic.Int64       { return &c.stales }
-func passes(c *counters) *atomic.Int64       { return &c.passes }
-func backendCalls(c *counters) *atomic.Int64 { return &c.backend }
-
 // fail counts and reports one failure.
 func (m *Microcache) fail(ev ErrorEvent) {
-	if c := m.stats; c != nil {
+	if m.stats != nil {
+		c := m.stats.stripe()
 		switch ev.Kind {
 		case ErrorDriver, ErrorCompressor:
 			c.cacheErrors.Add(1)
