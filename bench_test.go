@@ -197,6 +197,16 @@ func BenchmarkHitParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkHitParallelMonitor: parallel hits on one key with a Monitor
+// counting them, to compare with BenchmarkHitParallel/keys=1/size=1KiB.
+func BenchmarkHitParallelMonitor(b *testing.B) {
+	const size = 1 << 10
+	b.ReportAllocs()
+	var calls atomic.Int64
+	c := benchCache(b, microcache.Config{TTL: time.Hour, Monitor: microcache.MonitorFunc(time.Hour, func(microcache.Stats) {})})
+	parallel(b, c.Middleware(origin(benchBody(size), &calls)), []string{"/k/0"}, size, &calls)
+}
+
 // BenchmarkMissCold: requests cycle over twice the LRU's capacity, so every
 // request misses, stores and evicts.
 func BenchmarkMissCold(b *testing.B) {
