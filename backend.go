@@ -246,9 +246,9 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	// Options may have changed while the backend ran: a purge gave the URL
 	// a new epoch (then this response predates it and must not be stored),
 	// or a concurrent first fetch created them (then share its epoch, so
-	// neither orphans the other's objects). Drivers have no
-	// compare-and-swap, so this narrows those races rather than closing
-	// them.
+	// neither orphans the other's objects). The Driver interface has no
+	// compare-and-swap, so for drivers other than DriverLRU (see storeLRU)
+	// this narrows those races rather than closing them.
 	if cur, ok, err := m.driver.GetOptions(ctx, key); err == nil && ok {
 		if hadPrev && cur.Epoch != prev.Epoch {
 			return res
