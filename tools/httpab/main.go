@@ -49,17 +49,9 @@ func main() {
 	})
 	defer cache.Stop()
 
-	bare := origin(*size)
-	withHeaders := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set(microcache.HeaderStatus, microcache.StatusHit)
-		h.Set("Age", "3")
-		bare.ServeHTTP(w, r)
-	})
-	servers := []*http.Server{
-		{Handler: bare},
-		{Handler: withHeaders},
-		{Handler: cache.Middleware(bare)},
+	var servers []*http.Server
+	for _, h := range targets(*size, cache) {
+		servers = append(servers, &http.Server{Handler: h})
 	}
 	for i, srv := range servers {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*port+i))
@@ -76,6 +68,19 @@ func main() {
 	for _, srv := range servers {
 		srv.Shutdown(context.Background()) //nolint:errcheck // exiting anyway
 	}
+}
+
+// targets returns the bare, headers and cache handlers (see the package
+// doc), the last one served through cache.
+func targets(size int, cache *microcache.Microcache) []http.Handler {
+	bare := origin(size)
+	withHeaders := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set(microcache.HeaderStatus, microcache.StatusHit)
+		h.Set("Age", "3")
+		bare.ServeHTTP(w, r)
+	})
+	return []http.Handler{bare, withHeaders, cache.Middleware(bare)}
 }
 
 // origin returns a handler that writes a fixed body of size bytes with an
