@@ -255,15 +255,16 @@ func browserRequest(path string) *http.Request {
 	return r
 }
 
-// BenchmarkHitBrowser: hits for requests with a browser's header, beside
-// the bare handler answering the same request.
-func BenchmarkHitBrowser(b *testing.B) {
+// besideBare runs two sub-benchmarks on the 1 KiB response to the request
+// mk returns: "bare", the origin alone, and name, the origin behind a cache
+// configured with cfg.
+func besideBare(b *testing.B, name string, cfg microcache.Config, mk func() *http.Request) {
 	const size = 1 << 10
 	body := benchBody(size)
 	run := func(b *testing.B, h http.Handler, calls *atomic.Int64) {
 		b.SetBytes(size)
 		b.ReportAllocs()
-		w, r := newDiscardWriter(), browserRequest("/browser")
+		w, r := newDiscardWriter(), mk()
 		serveBench(b, h, w, r, size) // warm
 		before := calls.Load()
 		for b.Loop() {
@@ -275,10 +276,18 @@ func BenchmarkHitBrowser(b *testing.B) {
 		var calls atomic.Int64
 		run(b, origin(body, &calls), &calls)
 	})
-	b.Run("hit", func(b *testing.B) {
+	b.Run(name, func(b *testing.B) {
 		var calls atomic.Int64
-		c := benchCache(b, microcache.Config{TTL: time.Hour})
+		c := benchCache(b, cfg)
 		run(b, c.Middleware(origin(body, &calls)), &calls)
+	})
+}
+
+// BenchmarkHitBrowser: hits for requests with a browser's header, beside
+// the bare handler answering the same request.
+func BenchmarkHitBrowser(b *testing.B) {
+	besideBare(b, "hit", microcache.Config{TTL: time.Hour}, func() *http.Request {
+		return browserRequest("/browser")
 	})
 }
 
@@ -296,28 +305,10 @@ func BenchmarkPassThrough(b *testing.B) {
 // carries credentials), which passes through without a lookup, beside the
 // bare handler answering the same request.
 func BenchmarkPassThroughBypass(b *testing.B) {
-	const size = 1 << 10
-	body := benchBody(size)
-	run := func(b *testing.B, h http.Handler, calls *atomic.Int64) {
-		b.SetBytes(size)
-		b.ReportAllocs()
-		w, r := newDiscardWriter(), benchRequest("/private")
+	besideBare(b, "bypass", microcache.Config{TTL: time.Hour}, func() *http.Request {
+		r := benchRequest("/private")
 		r.Header.Set("Authorization", "Bearer 0123456789abcdef")
-		serveBench(b, h, w, r, size) // warm
-		before := calls.Load()
-		for b.Loop() {
-			serveBench(b, h, w, r, size)
-		}
-		reportCalls(b, calls, before)
-	}
-	b.Run("bare", func(b *testing.B) {
-		var calls atomic.Int64
-		run(b, origin(body, &calls), &calls)
-	})
-	b.Run("bypass", func(b *testing.B) {
-		var calls atomic.Int64
-		c := benchCache(b, microcache.Config{TTL: time.Hour})
-		run(b, c.Middleware(origin(body, &calls)), &calls)
+		return r
 	})
 }
 
