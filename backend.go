@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"time"
-	"unsafe"
 )
 
 var (
@@ -24,8 +23,7 @@ type fetchResult struct {
 	status        int
 	header        headerFields // the replayable response header
 	body          []byte       // the full body, unless streamed
-	contentLength string       // len(body), formatted: a view of clen
-	clen          [20]byte
+	contentLength string       // len(body), formatted
 
 	stored   bool   // the response was stored under objKey
 	objKey   string // the key it was stored (or would have been) under
@@ -217,15 +215,21 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 		res.body = nil // there is no response to give anyone
 		return res
 	}
-	// res is shared read-only once fetch returns, so the string may view
-	// its bytes.
-	digits := strconv.AppendInt(res.clen[:0], int64(len(res.body)), 10)
-	res.contentLength = unsafe.String(&res.clen[0], len(digits))
-	if res.failed() || res.cancelled {
+	if !res.failed() && !res.cancelled {
 		// A 5xx is never stored; a cancelled answer teaches nothing, so the
 		// URL's options stay as they were.
-		return res
+		m.learnAndStore(r, key, prev, hadPrev, res, traits, background)
 	}
+	if res.contentLength == "" {
+		res.contentLength = strconv.Itoa(len(res.body))
+	}
+	return res
+}
+
+// learnAndStore ends fetch for a response that teaches the URL's options:
+// it stores the options and, when it may, the response.
+func (m *Microcache) learnAndStore(r *http.Request, key string, prev Options, hadPrev bool, res *fetchResult, traits *responseTraits, background bool) {
+	ctx := r.Context()
 	storable := !res.streamed && r.Method == http.MethodGet && m.storable(res.status, traits)
 	opts := m.learn(traits, prev, hadPrev)
 	opts.Uncacheable = !storable
@@ -238,10 +242,18 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	}
 	var obj *Object
 	if storable {
+		// Compressed before the store may be refused (a purge since, or a
+		// driver failure): rare, and then only wasted work.
 		obj = m.newObject(r, res, opts.TTL, background) // nil if it could not be compressed
 	}
+	if obj != nil {
+		// Kept with the object's header: a value handed to clients keeps
+		// only the header's bytes alive.
+		res.contentLength = obj.contentLength()
+	}
 	if m.lru != nil {
-		return m.storeLRU(key, res, hadPrev, obj, storable)
+		m.storeLRU(key, res, hadPrev, obj, storable)
+		return
 	}
 	// Options may have changed while the backend ran: a purge gave the URL
 	// a new epoch (then this response predates it and must not be stored),
@@ -251,14 +263,14 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 	// this narrows those races rather than closing them.
 	if cur, ok, err := m.driver.GetOptions(ctx, key); err == nil && ok {
 		if hadPrev && cur.Epoch != prev.Epoch {
-			return res
+			return
 		}
 		opts.Epoch = cur.Epoch
 		res.opts.Epoch = cur.Epoch
 	}
 	if err := m.driver.SetOptions(ctx, key, opts); err != nil {
 		m.driverFailed(r, err)
-		return res
+		return
 	}
 	if !storable {
 		if hadPrev {
@@ -266,18 +278,17 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 				m.driverFailed(r, err)
 			}
 		}
-		return res
+		return
 	}
 	if obj == nil {
-		return res
+		return
 	}
 	obj.Epoch = opts.Epoch
 	if err := m.driver.SetObject(ctx, res.objKey, obj); err != nil {
 		m.driverFailed(r, err)
-		return res
+		return
 	}
 	res.stored = true
-	return res
 }
 
 // storeLRU is the end of fetch for DriverLRU, which checks the epoch and
@@ -285,7 +296,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, key string, prev 
 // so a purge cannot land between the check and the store. A varied
 // object is stored after, with the epoch the options were stored with:
 // should a purge come in between, the object is already unreachable.
-func (m *Microcache) storeLRU(key string, res *fetchResult, hadPrev bool, obj *Object, storable bool) *fetchResult {
+func (m *Microcache) storeLRU(key string, res *fetchResult, hadPrev bool, obj *Object, storable bool) {
 	plain := res.objKey == key
 	var plainObj *Object
 	if plain {
@@ -294,7 +305,7 @@ func (m *Microcache) storeLRU(key string, res *fetchResult, hadPrev bool, obj *O
 	epoch, ok := m.lru.storeFetched(key, res.opts, hadPrev, plainObj, plain && hadPrev && !storable)
 	res.opts.Epoch = epoch
 	if !ok {
-		return res
+		return
 	}
 	if !plain {
 		switch {
@@ -306,7 +317,6 @@ func (m *Microcache) storeLRU(key string, res *fetchResult, hadPrev bool, obj *O
 		}
 	}
 	res.stored = obj != nil
-	return res
 }
 
 // newObject builds the object that stores res, fresh for ttl from now,

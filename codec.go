@@ -133,7 +133,7 @@ func (o *Object) MarshalBinary() ([]byte, error) {
 	if msg := o.invalid(); msg != "" {
 		return nil, errors.New("microcache: cannot encode object: " + msg)
 	}
-	n := 2 + 9*binary.MaxVarintLen64 + 4 + len(o.Body) + 1 + len(o.header.enc)
+	n := 2 + 9*binary.MaxVarintLen64 + 4 + len(o.Body) + 1 + int(o.header.encLen)
 	b := make([]byte, 0, n)
 	b = append(b, objectMagic, objectVersion)
 	b = binary.AppendUvarint(b, uint64(o.Status))
@@ -201,7 +201,7 @@ func (o *Object) UnmarshalBinary(data []byte) error {
 	v.Expires = d.time("expires")
 	v.StaleWhileRevalidate = time.Duration(d.varint("stale-while-revalidate"))
 	v.StaleIfError = time.Duration(d.varint("stale-if-error"))
-	v.header = d.fields()
+	v.header = d.fields(v.Size)
 	v.Body = d.bytes("body")
 	if d.err == nil && !v.Compressed && len(v.Body) != v.Size {
 		d.fail("uncompressed body of %d bytes but size %d", len(v.Body), v.Size)
@@ -209,7 +209,6 @@ func (o *Object) UnmarshalBinary(data []byte) error {
 	if err := d.finish(); err != nil {
 		return err
 	}
-	v.prepare()
 	*o = v
 	return nil
 }
@@ -231,10 +230,10 @@ func appendStrings(b []byte, ss []string) []byte {
 // by its values (a count, then each value): f's own form (see
 // headerFields), so it is copied as it is.
 func appendFields(b []byte, f headerFields) []byte {
-	if f.enc == "" {
+	if f.encLen == 0 {
 		return append(b, 0) // no names
 	}
-	return append(b, f.enc...)
+	return append(b, f.enc()...)
 }
 
 // appendTime encodes the zero time as a single 0 byte, and any other time
@@ -376,12 +375,13 @@ func (d *decoder) strings(what string) []string {
 // fields decodes a header written by appendFields. Names must be in
 // strictly increasing order, each with at least one value, and replayable
 // (see isReplayable): SetHeader keeps no other. The checks read the input
-// in place; the header, once valid, is copied in one string.
-func (d *decoder) fields() headerFields {
+// in place; the header, once valid, is copied in one block, followed by
+// size as its Content-Length value.
+func (d *decoder) fields(size int) headerFields {
 	start := d.b
 	n := d.length("header name count", 2) // each name: length and value count
 	if n == 0 {
-		return headerFields{}
+		return headerFields{}.withContentLength(size)
 	}
 	values := 0
 	var prev []byte
@@ -409,7 +409,8 @@ func (d *decoder) fields() headerFields {
 		values += count
 		prev = name
 	}
-	return headerFields{enc: string(start[:len(start)-len(d.b)]), n: values}
+	enc := start[:len(start)-len(d.b)]
+	return headerFields{s: unsafe.String(unsafe.SliceData(enc), len(enc)), encLen: uint32(len(enc)), n: uint32(values)}.withContentLength(size)
 }
 
 func (d *decoder) time(what string) time.Time {

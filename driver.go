@@ -24,7 +24,8 @@ import (
 // encodes with [Object.MarshalBinary] and [Options.MarshalBinary].
 type Driver interface {
 	// GetOptions returns the options stored under key. ok is false when
-	// there are none.
+	// there are none. The caller must not modify the slices of o: a driver
+	// may share them between keys.
 	GetOptions(ctx context.Context, key string) (o Options, ok bool, err error)
 
 	// SetOptions stores o under key, replacing what was there.
@@ -104,12 +105,9 @@ type Object struct {
 	// Compressed reports whether Body is compressed.
 	Compressed bool
 
-	// digits is how many bytes of clen hold Size's decimal digits, set by
-	// prepare before the object is shared; 0 until then, or when Size has
-	// more digits than clen holds. clock is the id of the clock that times
-	// were stamped on; 0 until stamped.
-	digits uint8
-	clock  uint32
+	// clock is the id of the clock that times were stamped on; 0 until
+	// stamped.
+	clock uint32
 
 	// Size is the length of the uncompressed body in bytes.
 	Size int
@@ -118,12 +116,8 @@ type Object struct {
 	Epoch uint64
 
 	// header holds the response headers as the client will receive them
-	// (see SetHeader).
+	// (see SetHeader), and the Content-Length value once prepared.
 	header headerFields
-
-	// clen holds the Content-Length value (see digits): in place rather
-	// than as a string, which would cost a string header and an allocation.
-	clen [8]byte
 
 	// times are the object's instants on the clock of the Microcache that
 	// built it, set by stamp before the object is shared.
@@ -158,9 +152,10 @@ func (o *Object) Header() http.Header { return o.header.header() }
 // that may be replayed to clients: hop-by-hop headers (the fixed list of
 // RFC 9110 section 7.6.1 and those named in Connection), microcache-*
 // control headers, the microcache status header, Age, Content-Length and
-// names without values are left out. The object keeps h's strings but not its map or slices, so h may be
-// changed afterwards. SetHeader must not be called once the object has
-// been handed to a [Driver].
+// names without values are left out. The object keeps a copy of the
+// header's bytes and nothing of h, so h may be changed afterwards.
+// SetHeader must not be called once the object has been handed to a
+// [Driver].
 func (o *Object) SetHeader(h http.Header) { o.header = clientFields(h) }
 
 // RetainUntil returns the last instant at which the object can still be
@@ -170,7 +165,7 @@ func (o *Object) RetainUntil() time.Time {
 }
 
 // storedSize approximates the bytes the object occupies: body, header
-// names, values and slots, and the Object itself.
+// block and the Object itself.
 func (o *Object) storedSize() int64 {
 	return int64(cap(o.Body)) + o.header.byteSize() + objectOverhead
 }

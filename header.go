@@ -4,28 +4,53 @@ import (
 	"encoding/binary"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"unsafe"
 )
 
 // headerFields is a response header in the compact, immutable form that
-// stored objects and shared backend responses keep. enc holds the whole
-// header in one string, in the encoding an encoded Object uses for it: the
-// number of names, then for each name, in increasing order, its length and
-// bytes, the number of its values, and each value's length and bytes, all
-// numbers as minimal uvarints. Names without values are not kept (net/http
-// sends nothing for them). n is the number of values, so that a replay
-// sizes its buffer at once.
+// stored objects and shared backend responses keep. The first encLen bytes
+// of s hold the whole header in the encoding an encoded Object uses for it:
+// the number of names, then for each name, in increasing order, its length
+// and bytes, the number of its values, and each value's length and bytes,
+// all numbers as minimal uvarints. Names without values are not kept
+// (net/http sends nothing for them). The bytes after the encoding, when
+// there are any, are the response's Content-Length value (see
+// withContentLength). n is the number of values, so that a replay sizes its
+// buffer at once.
 //
 // The bytes are copied from the header the fields are built from, so they
-// keep nothing else alive; a header costs its bytes plus a few length
-// bytes, against 32 bytes per value as string pairs, or about 400 bytes
-// for even a one-entry http.Header map. enc is built by fieldsFrom or
-// validated by the decoder, so readers trust its form. A headerFields is
-// never modified once built, so it may be read from many goroutines.
+// keep nothing else alive, and the strings a replay hands out (values of s)
+// keep nothing but these bytes alive. A header costs its bytes plus a few
+// length bytes, against 32 bytes per value as string pairs, or about 400
+// bytes for even a one-entry http.Header map. The encoding is built by
+// fieldsFrom or validated by the decoder, so readers trust its form. A
+// headerFields is never modified once built, so it may be read from many
+// goroutines.
 type headerFields struct {
-	enc string // "" when there are no names
-	n   int
+	s      string
+	encLen uint32
+	n      uint32
+}
+
+// enc returns the encoded header, "" when there are no names.
+func (f headerFields) enc() string { return f.s[:f.encLen] }
+
+// contentLength returns the Content-Length value kept after the encoding,
+// or "" when there is none.
+func (f headerFields) contentLength() string { return f.s[f.encLen:] }
+
+// withContentLength returns f with size as its Content-Length value, in one
+// new block of bytes.
+func (f headerFields) withContentLength(size int) headerFields {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], int64(size), 10)
+	b := make([]byte, 0, int(f.encLen)+len(d))
+	b = append(b, f.enc()...)
+	b = append(b, d...)
+	// b is never written again, so the string may share its bytes.
+	return headerFields{s: unsafe.String(unsafe.SliceData(b), len(b)), encLen: f.encLen, n: f.n}
 }
 
 // clientFields returns the fields of a recorded backend header that are fit
@@ -94,7 +119,7 @@ func fieldsFrom(h http.Header, names []string, n int) headerFields {
 		}
 	}
 	// b is never written again, so the string may share its bytes.
-	return headerFields{enc: unsafe.String(unsafe.SliceData(b), len(b)), n: n}
+	return headerFields{s: unsafe.String(unsafe.SliceData(b), len(b)), encLen: uint32(len(b)), n: uint32(n)}
 }
 
 // uvarintLen returns the length of x's uvarint encoding.
@@ -130,14 +155,14 @@ func (r *fieldReader) string() string {
 }
 
 // values returns the number of header values.
-func (f headerFields) values() int { return f.n }
+func (f headerFields) values() int { return int(f.n) }
 
 // names returns the number of distinct header names.
 func (f headerFields) names() int {
-	if f.enc == "" {
+	if f.encLen == 0 {
 		return 0
 	}
-	r := fieldReader{f.enc}
+	r := fieldReader{f.enc()}
 	return r.uvarint()
 }
 
@@ -147,10 +172,10 @@ func (f headerFields) names() int {
 // capped, so appending to it in h cannot reach the next name's values.
 // The strings share f's bytes, which never change.
 func (f headerFields) fill(h http.Header, vals []string) int {
-	if f.enc == "" {
+	if f.encLen == 0 {
 		return 0
 	}
-	r := fieldReader{f.enc}
+	r := fieldReader{f.enc()}
 	used := 0
 	for names := r.uvarint(); names > 0; names-- {
 		name, start := r.string(), used
@@ -165,7 +190,7 @@ func (f headerFields) fill(h http.Header, vals []string) int {
 
 // header returns f as a new http.Header.
 func (f headerFields) header() http.Header {
-	if f.enc == "" {
+	if f.encLen == 0 {
 		return http.Header{}
 	}
 	h := make(http.Header, f.names())
@@ -176,10 +201,10 @@ func (f headerFields) header() http.Header {
 // has reports whether f holds a header of this name, compared without
 // regard to case.
 func (f headerFields) has(name string) bool {
-	if f.enc == "" {
+	if f.encLen == 0 {
 		return false
 	}
-	r := fieldReader{f.enc}
+	r := fieldReader{f.enc()}
 	for names := r.uvarint(); names > 0; names-- {
 		if strings.EqualFold(r.string(), name) {
 			return true
@@ -191,6 +216,6 @@ func (f headerFields) has(name string) bool {
 	return false
 }
 
-// byteSize returns the bytes f's encoding takes: names, values and their
-// lengths.
-func (f headerFields) byteSize() int64 { return int64(len(f.enc)) }
+// byteSize returns the bytes f takes: names, values and their lengths, and
+// the Content-Length value.
+func (f headerFields) byteSize() int64 { return int64(len(f.s)) }

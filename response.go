@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 )
 
 // isDroppedHeader reports whether a header is never replayed: hop-by-hop
@@ -57,20 +56,14 @@ func bodyAllowed(status int) bool {
 }
 
 // prepare precomputes what replaying the object needs: its Content-Length
-// value. It must run before the object is shared, and only then.
-func (o *Object) prepare() {
-	if o.Size >= 0 && o.Size < 1e8 {
-		o.digits = uint8(len(strconv.AppendInt(o.clen[:0], int64(o.Size), 10)))
-	}
-}
+// value, kept with its header. It must run before the object is shared.
+func (o *Object) prepare() { o.header = o.header.withContentLength(o.Size) }
 
-// contentLength returns the object's Content-Length value. For a prepared
-// object it is a view of the object's own bytes, which never change once
-// the object is shared, so no string is allocated; other objects (from a
-// third-party driver, say) format it.
+// contentLength returns the object's Content-Length value, formatting it
+// for objects that were not prepared (a hand-built one, say).
 func (o *Object) contentLength() string {
-	if o.digits > 0 {
-		return unsafe.String(&o.clen[0], int(o.digits))
+	if cl := o.header.contentLength(); cl != "" {
+		return cl
 	}
 	return strconv.Itoa(o.Size)
 }
