@@ -80,6 +80,9 @@ func (r *lruRecord) options() (o Options, ok bool) {
 	}
 	o = *r.policy
 	o.Epoch = r.epoch
+	// The lists are shared with every record of this policy: capped, so an
+	// append by a caller copies rather than writes into them.
+	o.Vary, o.VaryQuery = slices.Clip(o.Vary), slices.Clip(o.VaryQuery)
 	return o, true
 }
 

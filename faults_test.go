@@ -527,9 +527,11 @@ func TestFaultPurgeDuringSlowMiss(t *testing.T) {
 	})
 }
 
-// The same for a URL without variants: the in-memory driver checks the
-// epoch and stores in one step, so the slow miss's response, which
-// predates the purge, is not stored.
+// The same for a URL without variants: the slow miss's response, which
+// predates the purge, is not stored. This pins the epoch check; that no
+// purge can land between the check and the store is DriverLRU's one
+// locked step (TestDriverLRUStoreFetched), which a test through the
+// public API cannot time.
 func TestFaultPurgeDuringSlowPlainMiss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var version atomic.Int64
