@@ -2,174 +2,227 @@ package microcache
 
 import (
 	"context"
-	"net/http"
 	"time"
 )
 
-// Driver stores the two kinds of record a [Microcache] keeps: per-key
-// [Options], learned from the backend's most recent response for a URL, and
-// [Object]s, the stored responses themselves. Options and objects live in
-// separate namespaces: the same key string may name one of each.
+// Driver stores what a [Microcache] keeps for each URL: an epoch, the
+// URL's [Options] (learned from the backend's most recent response to a
+// GET for it) and [Object]s, the stored responses, one per variant.
+//
+// # Records and keys
+//
+// A URL is named by its URL key. Its plain variant (the one selected when
+// its options vary on nothing) is stored under the URL key itself, beside
+// the epoch and the options, so that a hit costs one [Driver.Lookup]. A
+// variant selected by request headers or query parameters is stored under
+// an object key that starts with the URL key, and is read with one more
+// call, [Driver.Object]. Keys are opaque strings of at most 8 KiB built by
+// the middleware; a driver may hash them (a driver shared by several
+// processes must hash them the same way in each). A driver must not retain
+// the key strings passed to Lookup and Object after the call returns (they
+// may point into a buffer the middleware reuses); it may retain those of
+// [Store], Purge and PurgeTag.
+//
+// # Epochs, compare-and-set, and purges
+//
+// An epoch is a random non-zero number naming the current generation of a
+// URL's objects: an object is served only if its Epoch equals the URL's.
+// [Driver.Purge] gives the URL a new epoch in one write, which makes every
+// variant unreachable at once. Every write that depends on what was read
+// is a [Store], which succeeds only if the URL's epoch is still the one the
+// caller read: a purge that lands while the backend runs (or while a
+// pass-through relearns the URL's options, or a stale object is recached)
+// therefore always wins. A purge of a URL that has no epoch yet must still
+// leave one (a purge mark, with no options), so that a concurrent first
+// fetch, which read no epoch, fails its Store. A driver keeps a purge mark
+// at least as long as a backend call may run ([MinPurgeMarkRetention]).
+//
+// # Retention
+//
+// A driver may drop any record at any time (to respect its limits, say):
+// a dropped object is a miss; dropped options make the next response for
+// the URL create new ones with a new epoch, so the URL's remaining variants
+// become unreachable. A driver should keep a URL's options at least as long
+// as the objects stored under its epoch, and may drop an object once
+// [Object.RetainUntil] has passed.
+//
+// # Context, errors and concurrency
 //
 // Implementations must be safe for concurrent use. Every method may return
-// an error; the middleware then serves the request from the backend, stores
-// nothing and reports the failure (see [ErrorMonitor]), so a failing driver
-// never fails a request. Keys are opaque strings built by the middleware; an
-// implementation may hash them (a remote driver shared by several processes
-// must hash them the same way everywhere, for example with SHA-256).
+// an error; the middleware then answers from the backend, stores nothing
+// and reports the failure (see [ErrorMonitor]), so a failing driver never
+// fails a request. A driver should bound its own calls (a remote one with
+// a short deadline of its own) rather than rely on the caller's context:
+// the middleware passes the request's context to Lookup and Object, and a
+// context detached from the client's cancellation to Store, so that a
+// client that leaves never makes a fetched response half-stored. A Store
+// is all or nothing: its options, object, deletion and tags are either all
+// written or none is.
 //
-// Objects handed to SetObject and returned by GetObject are shared, not
-// copied: neither the driver nor the middleware modifies one after it has
-// been stored. A driver that keeps bytes rather than pointers (Redis, say)
-// encodes with [Object.MarshalBinary] and [Options.MarshalBinary].
+// Objects handed to Store and returned by Lookup and Object are shared,
+// not copied: neither the driver nor the middleware modifies one after it
+// has been stored. The same holds for the slices of the Options a driver
+// returns, which it may share between URLs. A driver that keeps bytes
+// rather than pointers (Redis, say) encodes records with
+// [Object.MarshalBinary] and [Options.MarshalBinary].
+//
+// Package drivertest checks an implementation against this contract;
+// every Driver should pass it.
+//
+// # Call budget
+//
+// The middleware makes at most these calls per request: a hit on a plain
+// URL, 1 (Lookup); a hit on a varied URL, 2 (Lookup, Object); a miss, 2
+// (3 on a varied URL), the Store included; a purge, 1. A driver that can
+// do each call in one round trip (one MGET, one script) keeps a remote
+// store's cost to that many round trips.
 type Driver interface {
-	// GetOptions returns the options stored under key. ok is false when
-	// there are none. The caller must not modify the slices of o: a driver
-	// may share them between keys.
-	GetOptions(ctx context.Context, key string) (o Options, ok bool, err error)
+	// Lookup returns the URL's record: its epoch, its options and the
+	// object stored under the URL key. It must not retain urlKey.
+	Lookup(ctx context.Context, urlKey string) (Record, error)
 
-	// SetOptions stores o under key, replacing what was there.
-	SetOptions(ctx context.Context, key string, o Options) error
+	// Object returns the object stored under objKey, a variant's key, or
+	// nil when there is none. It must not retain objKey.
+	Object(ctx context.Context, objKey string) (*Object, error)
 
-	// GetObject returns the object stored under key, or nil when there is
-	// none. The caller must not modify it.
-	GetObject(ctx context.Context, key string) (*Object, error)
+	// Store writes s if, and only if, its conditions hold (see [Store]),
+	// in one atomic step. stored is false, with a nil error, when a
+	// condition failed; then nothing was written.
+	Store(ctx context.Context, s *Store) (stored bool, err error)
 
-	// SetObject stores obj under key, replacing what was there. A driver
-	// may drop the object once obj.RetainUntil() has passed.
-	SetObject(ctx context.Context, key string, obj *Object) error
+	// Purge sets the URL's epoch to epoch (non-zero, fresh), whatever it
+	// was, keeping its options. If the URL has no record, it creates a
+	// purge mark holding only the epoch. It is one write, never a read
+	// followed by a write. The driver may drop the URL's objects.
+	Purge(ctx context.Context, urlKey string, epoch uint64) error
 
-	// DeleteObject removes the object stored under key, if any.
-	DeleteObject(ctx context.Context, key string) error
+	// PurgeTag purges, as Purge does with the same epoch, every URL that
+	// has stored an object carrying tag (see [Store.Tags]) since the tag
+	// was last purged, and forgets the tag.
+	PurgeTag(ctx context.Context, tag string, epoch uint64) error
 
-	// Len returns the number of objects currently stored, or -1 if the
-	// driver cannot tell cheaply.
+	// Len returns the number of objects held, or -1 when the driver
+	// cannot tell without blocking (a remote driver counts only what it
+	// holds locally, or returns -1). It must not block on I/O.
 	Len() int
 }
 
-// Options are what the middleware learns about one URL from the backend's
-// most recent response to a GET for it: whether it may be cached, for how
-// long, and which request values select one of its variants. The zero value
-// is not meaningful on its own; the middleware derives Options from
-// [Config] and the response's microcache-* headers.
-type Options struct {
-	// Epoch identifies the generation of the URL's objects: an object is
-	// used only if its Epoch equals this one. A successful POST, PUT,
-	// PATCH or DELETE to the URL picks a new random Epoch, which purges
-	// every variant at once.
+// MinPurgeMarkRetention is how long a [Driver] keeps a purge mark (the
+// epoch [Driver.Purge] leaves on a URL that had no record) at least,
+// unless more recent purge marks crowd it out of a bounded store.
+const MinPurgeMarkRetention = time.Minute
+
+// Record is what a [Driver] holds for one URL, as returned by
+// [Driver.Lookup].
+type Record struct {
+	// Epoch is the URL's current epoch; 0 when the URL has none (no
+	// options and no purge mark).
 	Epoch uint64
 
-	// Vary lists the canonical request header names whose values select a
-	// variant, from the response's Vary and microcache-vary headers plus
-	// Config.Vary.
-	Vary []string
+	// Options are the URL's options, when HasOptions. Options.Epoch equals
+	// Epoch.
+	Options    Options
+	HasOptions bool
 
-	// VaryQuery lists the query parameter names whose values select a
-	// variant, from the response's microcache-vary-query header.
-	VaryQuery []string
-
-	// TTL, StaleIfError and StaleWhileRevalidate are the durations the
-	// response asked for (or the Config defaults).
-	TTL                  time.Duration
-	StaleIfError         time.Duration
-	StaleWhileRevalidate time.Duration
-
-	// Uncacheable is true when the last backend response for the URL could
-	// not be stored (for example it said "microcache-nocache: 1" or set a
-	// cookie). Such a URL is passed straight through to the backend until a
-	// response says otherwise.
-	Uncacheable bool
-
-	// StaleRecache and CollapsedForwarding are the flags the response asked
-	// for (or the Config defaults).
-	StaleRecache        bool
-	CollapsedForwarding bool
+	// Object is the object stored under the URL key (the plain variant),
+	// or nil. Its Epoch may differ from the URL's: then it was purged and
+	// must not be served.
+	Object *Object
 }
 
-// Object is a stored response. Objects are immutable once handed to a
-// [Driver]: the middleware builds a new Object rather than modifying one,
-// so they can be shared between goroutines without locks.
+// Store is one conditional write to the records of one URL: what the
+// middleware learned from a backend response (options and an object), a
+// relearning of options from a pass-through response, or a stale object
+// stored again (stale recache).
 //
-// The response header is kept in a compact form, not as an http.Header
-// map (a map costs about 400 bytes even for one entry, more than the rest
-// of a small object); read it with [Object.Header] and set it with
-// [Object.SetHeader].
-type Object struct {
-	// Status is the response's status code (2xx or 3xx, never 206 or 304).
-	Status int
+// It is written only if the URL's epoch is still Epoch; with a non-zero
+// IfDate, only if moreover the object under ObjectKey has that Date. A
+// driver does each Store in one atomic step (under one lock, in one
+// script), so no purge can land between the check and the write.
+type Store struct {
+	// URLKey names the URL.
+	URLKey string
 
-	// Body is the response body, compressed by the configured [Compressor]
-	// when Compressed is true.
-	Body []byte
-
-	// Compressed reports whether Body is compressed.
-	Compressed bool
-
-	// clock is the id of the clock that times were stamped on; 0 until
-	// stamped.
-	clock uint32
-
-	// Size is the length of the uncompressed body in bytes.
-	Size int
-
-	// Epoch is the [Options.Epoch] the object belongs to.
+	// Epoch is the URL's epoch as the caller read it ([Record.Epoch]); 0
+	// when it had none, in which case the store succeeds only if the URL
+	// still has none.
 	Epoch uint64
 
-	// header holds the response headers as the client will receive them
-	// (see SetHeader), and the Content-Length value once prepared.
-	header headerFields
+	// Options, when not nil, replace the URL's options. Options.Epoch is
+	// the URL's epoch after the store: Epoch, or a new non-zero epoch when
+	// Epoch is 0 (the store then creates the URL's record).
+	Options *Options
 
-	// times are the object's instants on the clock of the Microcache that
-	// built it, set by stamp before the object is shared.
-	times timings
+	// ObjectKey is the key Object is stored under, or Delete deletes:
+	// URLKey for the plain variant, else a variant's key. Empty when the
+	// store concerns no object.
+	ObjectKey string
 
-	// hot holds the expanded body of a compressed object while it is among
-	// the recently expanded ones (see hotBodies); nil for other objects.
-	hot *hotBody
+	// Object, when not nil, is stored under ObjectKey, replacing what was
+	// there. Its Epoch is the URL's epoch after the store.
+	Object *Object
 
-	// The fields below are read on a hit only for objects from another
-	// process; keeping them last keeps the hit's fields on fewer cache lines.
+	// Delete, when Object is nil, removes the object under ObjectKey.
+	Delete bool
 
-	// Date is when the backend produced the response; Age counts from it.
-	Date time.Time
+	// IfDate, when not zero, is a further condition: the object now under
+	// ObjectKey exists and its Date equals IfDate. A stale object stored
+	// again sets it, so that it never replaces a newer response.
+	IfDate time.Time
 
-	// Expires is when the object stops being fresh.
-	Expires time.Time
-
-	// StaleWhileRevalidate and StaleIfError are how long after Expires the
-	// object may still be served stale, in each of the two cases.
-	StaleWhileRevalidate time.Duration
-	StaleIfError         time.Duration
+	// Tags name the object for [Driver.PurgeTag]: purging any of them
+	// purges the URL. They count against the driver's limits.
+	Tags []string
 }
 
-// Header returns a copy of the object's response header: every header a
-// client receives when the object is replayed, apart from Content-Length,
-// Age and the microcache header, which are set on each replay. Changing
-// the copy does not change the object.
-func (o *Object) Header() http.Header { return o.header.header() }
-
-// SetHeader replaces the object's response header with the headers of h
-// that may be replayed to clients: hop-by-hop headers (the fixed list of
-// RFC 9110 section 7.6.1 and those named in Connection), microcache-*
-// control headers, the microcache status header, Age, Content-Length and
-// names without values are left out. The object keeps a copy of the
-// header's bytes and nothing of h, so h may be changed afterwards.
-// SetHeader must not be called once the object has been handed to a
-// [Driver].
-func (o *Object) SetHeader(h http.Header) { o.header = clientFields(h) }
-
-// RetainUntil returns the last instant at which the object can still be
-// served, fresh or stale. Drivers may discard it after that.
-func (o *Object) RetainUntil() time.Time {
-	return o.Expires.Add(max(o.StaleWhileRevalidate, o.StaleIfError))
+// DriverUsage is implemented by a [Driver] that can tell how much it holds;
+// [DriverLRU] does. A [Monitor] then receives the figures in [Stats].
+type DriverUsage interface {
+	// Bytes returns the bytes currently held.
+	Bytes() int64
+	// Evictions returns the number of records evicted since the driver was
+	// created.
+	Evictions() uint64
 }
 
-// storedSize approximates the bytes the object occupies: body, header
-// block and the Object itself.
-func (o *Object) storedSize() int64 {
-	return int64(cap(o.Body)) + o.header.byteSize() + objectOverhead
+// DriverLeaser is implemented by a [Driver] shared by several processes
+// that can elect one of them to fetch an object while the others wait, so
+// that concurrent misses across a fleet make one backend call (collapsed
+// forwarding beyond one process). The middleware uses it, when present, on
+// misses and background refreshes that collapse.
+type DriverLeaser interface {
+	Driver
+
+	// Lease tries to take the fetch lease on objKey for at most ttl. When
+	// held is true the caller fetches and must call release once its
+	// Store is done or has failed; release is safe to call more than once.
+	// When held is false another process holds the lease: the caller may
+	// [DriverLeaser.Wait] and look the object up again.
+	Lease(ctx context.Context, objKey string, ttl time.Duration) (release func(), held bool, err error)
+
+	// Wait blocks until the lease on objKey is released or has expired,
+	// or ctx is done, whichever comes first. It returns ctx's error in the
+	// last case.
+	Wait(ctx context.Context, objKey string) error
 }
 
-// objectOverhead is the heap size of an Object struct, measured with
-// runtime.MemStats in memory_test.go.
-const objectOverhead = 192
+// PurgeEvent is a purge made by another process sharing a [Driver]: of
+// one URL (URLKey set) or of one tag (Tag set), with the epoch it set.
+type PurgeEvent struct {
+	URLKey string
+	Tag    string
+	Epoch  uint64
+}
+
+// DriverPurgeWatcher is implemented by a [Driver] shared by several
+// processes that can tell one process of the purges made by the others, so
+// that a process's local copies (see [NewDriverTiered]) are dropped at
+// once rather than when they expire.
+type DriverPurgeWatcher interface {
+	Driver
+
+	// WatchPurges calls fn for each purge made elsewhere, from one
+	// goroutine, until stop is called. Events lost (to a reconnect, say)
+	// are not replayed: a watcher bounds how long it trusts a local copy.
+	WatchPurges(fn func(PurgeEvent)) (stop func())
+}

@@ -2,67 +2,55 @@ package microcache
 
 import (
 	"math/rand/v2"
-	"net/http"
-	"slices"
+	"time"
 )
 
-// newEpoch returns a random epoch. Epochs are random rather than counted so
-// that a URL whose options were evicted and relearned can never match the
-// objects of an earlier, purged epoch.
-func newEpoch() uint64 { return rand.Uint64() }
+// Options are what the middleware learns about one URL from the backend's
+// most recent response to a GET for it: whether it may be cached, for how
+// long, and which request values select one of its variants. The zero value
+// is not meaningful on its own; the middleware derives Options from
+// [Config] and the response's microcache-* headers.
+type Options struct {
+	// Epoch identifies the generation of the URL's objects: an object is
+	// used only if its Epoch equals this one. A successful POST, PUT,
+	// PATCH or DELETE to the URL picks a new random Epoch, which purges
+	// every variant at once.
+	Epoch uint64
 
-// storable reports whether a response may be stored.
-func (m *Microcache) storable(status int, t *responseTraits) bool {
-	switch {
-	case status < 200 || status >= 400 || status == http.StatusPartialContent || status == http.StatusNotModified:
-		return false
-	case t.setsCookie, t.varyAll, t.nocache:
-		return false
-	case t.cache:
-		return true
-	case m.cfg.Nocache, t.private:
-		return false
-	}
-	return true
+	// Vary lists the canonical request header names whose values select a
+	// variant, from the response's Vary and microcache-vary headers plus
+	// Config.Vary.
+	Vary []string
+
+	// VaryQuery lists the query parameter names whose values select a
+	// variant, from the response's microcache-vary-query header.
+	VaryQuery []string
+
+	// TTL, StaleIfError and StaleWhileRevalidate are the durations the
+	// response asked for (or the Config defaults).
+	TTL                  time.Duration
+	StaleIfError         time.Duration
+	StaleWhileRevalidate time.Duration
+
+	// Uncacheable is true when the last backend response for the URL could
+	// not be stored (for example it said "microcache-nocache: 1" or set a
+	// cookie). Such a URL is passed straight through to the backend until a
+	// response says otherwise.
+	Uncacheable bool
+
+	// StaleRecache and CollapsedForwarding are the flags the response asked
+	// for (or the Config defaults).
+	StaleRecache        bool
+	CollapsedForwarding bool
 }
 
-// learn returns the options a response asks for, keeping prev's epoch when
-// there was a previous record.
-func (m *Microcache) learn(t *responseTraits, prev Options, hadPrev bool) Options {
-	c := &m.cfg
-	o := Options{
-		Epoch:                prev.Epoch,
-		TTL:                  c.TTL,
-		StaleIfError:         c.StaleIfError,
-		StaleWhileRevalidate: c.StaleWhileRevalidate,
-		StaleRecache:         (c.StaleRecache || t.staleRecache) && !t.noStaleRecache,
-		CollapsedForwarding:  (c.CollapsedForwarding || t.collapsed) && !t.noCollapsed,
+// newEpoch returns a random non-zero epoch. Epochs are random rather than
+// counted so that a URL whose options were dropped and relearned can never
+// match the objects of an earlier, purged epoch.
+func newEpoch() uint64 {
+	for {
+		if e := rand.Uint64(); e != 0 {
+			return e
+		}
 	}
-	if !hadPrev {
-		o.Epoch = newEpoch()
-	}
-	if t.hasTTL {
-		o.TTL = t.ttl
-	}
-	if t.hasStaleIfError {
-		o.StaleIfError = t.staleIfError
-	}
-	if t.hasStaleWhileRevalidate {
-		o.StaleWhileRevalidate = t.staleWhileRevalidate
-	}
-	o.Vary = sortedUnion(c.Vary, t.vary)
-	o.VaryQuery = sortedUnion(nil, t.varyQuery)
-	return o
-}
-
-// sortedUnion returns the sorted union of a and b (nil when empty), so that
-// a response listing the same names in another order selects the same
-// variants.
-func sortedUnion(a, b []string) []string {
-	if len(a)+len(b) == 0 {
-		return nil
-	}
-	u := appendTokens(append([]string(nil), a...), b)
-	slices.Sort(u)
-	return u
 }
