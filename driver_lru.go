@@ -39,6 +39,9 @@ type DriverLRU struct {
 	evictions atomic.Uint64
 	policies  [4]atomic.Pointer[Options] // policies stored last (see share)
 	nextSlot  atomic.Uint32              // where share puts the next new policy
+
+	writeMu sync.Mutex          // serializes Store, Purge and PurgeTag, so each is one atomic step
+	tags    map[string][]string // tag -> URL keys stored with it; guarded by writeMu
 }
 
 var (
@@ -71,19 +74,6 @@ type lruRecord struct {
 	epoch  uint64
 	obj    *Object
 	moved  atomic.Uint64 // shard.adds when the record was last moved to the front
-}
-
-// options returns the options stored in r; ok is false when there are none.
-func (r *lruRecord) options() (o Options, ok bool) {
-	if r.policy == nil {
-		return Options{}, false
-	}
-	o = *r.policy
-	o.Epoch = r.epoch
-	// The lists are shared with every record of this policy: capped, so an
-	// append by a caller copies rather than writes into them.
-	o.Vary, o.VaryQuery = slices.Clip(o.Vary), slices.Clip(o.VaryQuery)
-	return o, true
 }
 
 // recordSize returns the bytes a record under key counts against the byte
@@ -119,7 +109,7 @@ func NewDriverLRU(size int) *DriverLRU {
 // driver's 16 shards, so an object larger than maxBytes/16 is never
 // retained; set [Config.MaxObjectSize] below that.
 func NewDriverLRUBytes(maxObjects int, maxBytes int64) *DriverLRU {
-	d := &DriverLRU{seed: maphash.MakeSeed()}
+	d := &DriverLRU{seed: maphash.MakeSeed(), tags: make(map[string][]string)}
 	perShard := max(1, (maxObjects+lruShards-1)/lruShards)
 	for i := range d.shards {
 		s := &d.shards[i]
@@ -147,109 +137,129 @@ func (d *DriverLRU) shard(key string) *lruShard {
 	return &d.shards[maphash.String(d.seed, key)&(lruShards-1)]
 }
 
-// lookup returns the options stored under key and the object stored under
-// the same key, in one step. It does not retain key. It backs the hit path.
-func (d *DriverLRU) lookup(key string) (opts Options, obj *Object, found bool) {
+// get returns what the record under key holds. It does not retain key.
+func (d *DriverLRU) get(key string) (policy *Options, epoch uint64, obj *Object, ok bool) {
 	s := d.shard(key)
 	s.mu.RLock()
 	r, ok := s.records.Peek(key)
 	if ok {
-		opts, found = r.options()
-		obj = r.obj
+		policy, epoch, obj = r.policy, r.epoch, r.obj
 	}
 	s.mu.RUnlock()
 	if ok {
 		s.touch(key, r)
 	}
-	return opts, obj, found
+	return policy, epoch, obj, ok
 }
 
-// GetOptions implements [Driver].
-func (d *DriverLRU) GetOptions(_ context.Context, key string) (Options, bool, error) {
-	o, _, found := d.lookup(key)
-	return o, found, nil
+// Lookup implements [Driver]. It does not retain urlKey.
+func (d *DriverLRU) Lookup(_ context.Context, urlKey string) (Record, error) {
+	policy, epoch, obj, _ := d.get(urlKey)
+	rec := Record{Epoch: epoch, Object: obj}
+	if policy != nil {
+		rec.Options, rec.HasOptions = *policy, true
+		rec.Options.Epoch = epoch
+		// The lists are shared with every record of this policy: capped,
+		// so an append by a caller copies rather than writes into them.
+		rec.Options.Vary, rec.Options.VaryQuery = slices.Clip(policy.Vary), slices.Clip(policy.VaryQuery)
+	}
+	return rec, nil
 }
 
-// GetObject implements [Driver].
-func (d *DriverLRU) GetObject(_ context.Context, key string) (*Object, error) {
-	_, obj, _ := d.lookup(key)
+// Object implements [Driver]. It does not retain objKey.
+func (d *DriverLRU) Object(_ context.Context, objKey string) (*Object, error) {
+	_, _, obj, _ := d.get(objKey)
 	return obj, nil
 }
 
-// SetOptions implements [Driver].
-func (d *DriverLRU) SetOptions(_ context.Context, key string, o Options) error {
-	d.shard(key).update(key, func(r *lruRecord) {
-		r.policy, r.epoch = d.share(r.policy, &o), o.Epoch
-	})
+// Store implements [Driver].
+func (d *DriverLRU) Store(_ context.Context, st *Store) (bool, error) {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	_, epoch, obj, _ := d.get(st.URLKey)
+	if epoch != st.Epoch {
+		return false, nil
+	}
+	if !st.IfDate.IsZero() {
+		if st.ObjectKey != st.URLKey {
+			_, _, obj, _ = d.get(st.ObjectKey)
+		}
+		if obj == nil || !obj.Date.Equal(st.IfDate) {
+			return false, nil
+		}
+	}
+	if st.Options != nil {
+		o := st.Options
+		d.shard(st.URLKey).update(st.URLKey, func(r *lruRecord) {
+			r.policy, r.epoch = d.share(r.policy, o), o.Epoch
+		})
+	}
+	if st.ObjectKey != "" && (st.Object != nil || st.Delete) {
+		s := d.shard(st.ObjectKey)
+		if st.Object != nil {
+			s.update(st.ObjectKey, func(r *lruRecord) {
+				if r.obj == nil {
+					s.objects++
+				}
+				r.obj = st.Object
+			})
+		} else {
+			s.deleteObject(st.ObjectKey)
+		}
+	}
+	for _, tag := range st.Tags {
+		if !slices.Contains(d.tags[tag], st.URLKey) {
+			d.tags[tag] = append(d.tags[tag], st.URLKey)
+		}
+	}
+	return true, nil
+}
+
+// Purge implements [Driver].
+func (d *DriverLRU) Purge(_ context.Context, urlKey string, epoch uint64) error {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	d.purgeLocked(urlKey, epoch)
 	return nil
 }
 
-// SetObject implements [Driver].
-func (d *DriverLRU) SetObject(_ context.Context, key string, obj *Object) error {
-	s := d.shard(key)
-	s.update(key, func(r *lruRecord) {
-		if r.obj == nil {
-			s.objects++
-		}
-		r.obj = obj
-	})
-	return nil
-}
-
-// storeFetched stores, in one locked step, what a backend call for the URL
-// key taught: its options o, and obj as the object of its plain variant
-// (nil: the object stays as it is; drop: the object is removed). With
-// hadPrev, o.Epoch is the epoch the call started from, and nothing is
-// stored if the URL's epoch has changed since: a purge came while the
-// backend ran. Without it, options already stored (a concurrent first
-// call's) lend their epoch, so that neither call orphans the other's
-// objects. obj's Epoch is set to the epoch stored, which is returned; ok
-// is false when nothing was stored. obj must not be shared yet.
-func (d *DriverLRU) storeFetched(key string, o Options, hadPrev bool, obj *Object, drop bool) (epoch uint64, ok bool) {
-	s := d.shard(key)
-	epoch, ok = o.Epoch, true
-	s.update(key, func(r *lruRecord) {
-		if r.policy != nil {
-			if hadPrev && r.epoch != o.Epoch {
-				epoch, ok = r.epoch, false
-				return
-			}
-			epoch = r.epoch
-		}
-		r.policy, r.epoch = d.share(r.policy, &o), epoch
-		switch {
-		case obj != nil:
-			obj.Epoch = epoch
-			if r.obj == nil {
-				s.objects++
-			}
-			r.obj = obj
-		case drop && r.obj != nil:
+func (d *DriverLRU) purgeLocked(urlKey string, epoch uint64) {
+	s := d.shard(urlKey)
+	s.update(urlKey, func(r *lruRecord) {
+		r.epoch = epoch
+		if r.obj != nil {
 			s.objects--
 			r.obj = nil
 		}
 	})
-	return epoch, ok
 }
 
-// DeleteObject implements [Driver]. The options stored under the same key,
-// if any, stay.
-func (d *DriverLRU) DeleteObject(_ context.Context, key string) error {
-	s := d.shard(key)
+// PurgeTag implements [Driver].
+func (d *DriverLRU) PurgeTag(_ context.Context, tag string, epoch uint64) error {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	for _, k := range d.tags[tag] {
+		d.purgeLocked(k, epoch)
+	}
+	delete(d.tags, tag)
+	return nil
+}
+
+// deleteObject removes the object under key, keeping the record's options.
+func (s *lruShard) deleteObject(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.records.Peek(key)
 	if !ok || r.obj == nil {
-		return nil
+		return
 	}
 	if r.policy == nil {
 		s.records.Remove(key) // the callback adjusts the counts
-		return nil
+		return
 	}
 	s.objects--
 	s.bytes.Add(-r.obj.storedSize())
 	r.obj = nil
-	return nil
 }
 
 // Len implements [Driver]: the number of stored objects.

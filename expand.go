@@ -53,10 +53,9 @@ func (hb *hotBodies) keep(cell *hotBody, body []byte) {
 // expandBuffers recycles buffers for expanded bodies.
 var expandBuffers sync.Pool // *[]byte
 
-func noRelease() {}
-
 // bodyOf returns obj's body, expanded when it is compressed, and a function
-// to call once the body has been written. ok is false, and the failure is
+// to call once the body has been written (nil when there is nothing to
+// return). ok is false, and the failure is
 // reported, when the object is corrupt.
 func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release func(), ok bool) {
 	switch {
@@ -65,7 +64,7 @@ func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release 
 		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errCorruptObject})
 		return nil, nil, false
 	case !obj.Compressed:
-		return obj.Body, noRelease, true
+		return obj.Body, nil, true
 	case m.cfg.Compressor == nil:
 		m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: errNoCompressor})
 		return nil, nil, false
@@ -74,14 +73,14 @@ func (m *Microcache) bodyOf(r *http.Request, obj *Object) (body []byte, release 
 		// One of this Microcache's objects: expand it once, keep it
 		// expanded while it is among the recently expanded.
 		if b := obj.hot.Load(); b != nil {
-			return *b, noRelease, true
+			return *b, nil, true
 		}
 		out, ok := m.expand(r, nil, obj)
 		if !ok {
 			return nil, nil, false
 		}
 		m.hot.keep(obj.hot, out)
-		return out, noRelease, true
+		return out, nil, true
 	}
 	bp, _ := expandBuffers.Get().(*[]byte)
 	if bp == nil {

@@ -15,71 +15,88 @@ import (
 var errInjected = errors.New("injected fault")
 
 // faultyDriver wraps a real driver and fails the operations named in fail,
-// or corrupts what it returns.
+// or corrupts the objects it returns.
 type faultyDriver struct {
 	microcache.Driver
-	fail    atomic.Value // string: "get-options", "set-options", "get-object", "set-object", "delete", "corrupt", ""
+	fail    atomic.Value // string: "lookup", "object", "store", "purge", "corrupt", ""
 	corrupt func(*microcache.Object) *microcache.Object
 }
 
 func (d *faultyDriver) is(op string) bool { v, _ := d.fail.Load().(string); return v == op }
 
-func (d *faultyDriver) GetOptions(ctx context.Context, key string) (microcache.Options, bool, error) {
-	if d.is("get-options") {
-		return microcache.Options{}, false, errInjected
+func (d *faultyDriver) Lookup(ctx context.Context, key string) (microcache.Record, error) {
+	if d.is("lookup") {
+		return microcache.Record{}, errInjected
 	}
-	return d.Driver.GetOptions(ctx, key)
+	rec, err := d.Driver.Lookup(ctx, key)
+	if rec.Object != nil && d.is("corrupt") {
+		rec.Object = d.corrupt(rec.Object)
+	}
+	return rec, err
 }
 
-func (d *faultyDriver) SetOptions(ctx context.Context, key string, o microcache.Options) error {
-	if d.is("set-options") {
-		return errInjected
-	}
-	return d.Driver.SetOptions(ctx, key, o)
-}
-
-func (d *faultyDriver) GetObject(ctx context.Context, key string) (*microcache.Object, error) {
-	if d.is("get-object") {
+func (d *faultyDriver) Object(ctx context.Context, key string) (*microcache.Object, error) {
+	if d.is("object") {
 		return nil, errInjected
 	}
-	obj, err := d.Driver.GetObject(ctx, key)
+	obj, err := d.Driver.Object(ctx, key)
 	if obj != nil && d.is("corrupt") {
 		obj = d.corrupt(obj)
 	}
 	return obj, err
 }
 
-func (d *faultyDriver) SetObject(ctx context.Context, key string, obj *microcache.Object) error {
-	if d.is("set-object") {
+func (d *faultyDriver) Store(ctx context.Context, s *microcache.Store) (bool, error) {
+	if d.is("store") {
+		return false, errInjected
+	}
+	return d.Driver.Store(ctx, s)
+}
+
+func (d *faultyDriver) Purge(ctx context.Context, key string, epoch uint64) error {
+	if d.is("purge") {
 		return errInjected
 	}
-	return d.Driver.SetObject(ctx, key, obj)
+	return d.Driver.Purge(ctx, key, epoch)
 }
 
 // A failing driver never fails a request: the backend answers, nothing is
 // served from the cache, and the failure is counted and reported.
 func TestDriverFaults(t *testing.T) {
-	for _, op := range []string{"get-options", "set-options", "get-object", "set-object"} {
+	for _, op := range []string{"lookup", "object", "store"} {
 		t.Run(op, func(t *testing.T) {
 			mon := &statsMonitor{}
 			d := &faultyDriver{Driver: microcache.NewDriverLRU(10)}
-			be := &backend{}
+			be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+				if r.URL.Path == "/varied" {
+					w.Header().Set("Vary", "X-V")
+				}
+				w.Write([]byte("call " + itoa(n)))
+			}}
 			c := microcache.New(microcache.Config{TTL: time.Minute, Exposed: true, Driver: d, Monitor: mon})
 			h := c.Middleware(be)
-			get(t, h, "/") // stored while the driver works
-			if op == "set-options" || op == "set-object" {
-				serve(t, h, http.MethodPost, "/") // purge, so the next GET must store
+			target := "/"
+			if op == "object" {
+				target = "/varied" // only a varied URL reads its object with Object
+			}
+			get(t, h, target) // stored while the driver works
+			if op == "store" {
+				serve(t, h, http.MethodPost, target) // purge, so the next GET must store
 			}
 			d.fail.Store(op)
 			for range 2 {
-				res := get(t, h, "/")
+				res := get(t, h, target)
 				if res.StatusCode != 200 || state(res) != "MISS" {
 					t.Errorf("status %d %s, want 200 MISS from the backend", res.StatusCode, state(res))
 				}
 			}
+			d.fail.Store("purge")
+			if res := serve(t, h, http.MethodPost, target); res.StatusCode != 200 {
+				t.Errorf("POST with a failing purge: status %d, want the backend's 200", res.StatusCode)
+			}
 			c.Stop()
-			if mon.total.CacheErrors == 0 || mon.total.Errors != 0 {
-				t.Errorf("stats %+v: want cache errors, no backend errors", mon.total)
+			if mon.total.CacheErrors < 3 || mon.total.Errors != 0 {
+				t.Errorf("stats %+v: want a cache error per failing call, no backend errors", mon.total)
 			}
 			for _, k := range mon.kinds() {
 				if k != microcache.ErrorDriver {

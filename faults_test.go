@@ -442,8 +442,10 @@ func TestFaultStopReportsBackgroundWork(t *testing.T) {
 }
 
 // Concurrent first fetches of one URL (here two variants) must not make
-// each other's objects unreachable: the second must not pick an epoch of
-// its own when the first has already stored options for the URL.
+// each other's objects unreachable. The first to finish creates the URL's
+// epoch; the second read no epoch, so its store fails (it cannot tell the
+// first's epoch from one a purge set meanwhile) and its response is
+// served unstored: the next request for it is a miss that stores it.
 func TestFaultConcurrentFirstFetches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gates := map[string]chan struct{}{"en": make(chan struct{}), "fr": make(chan struct{})}
@@ -472,8 +474,10 @@ func TestFaultConcurrentFirstFetches(t *testing.T) {
 		if res := get(t, h, "/doc", "X-Lang", "en"); state(res) != microcache.StatusHit {
 			t.Errorf("en after fr was stored: %s %q, want a HIT", state(res), body(t, res))
 		}
-		if res := get(t, h, "/doc", "X-Lang", "fr"); state(res) != microcache.StatusHit {
-			t.Errorf("fr: %s %q, want a HIT", state(res), body(t, res))
+		expect(t, get(t, h, "/doc", "X-Lang", "fr"), "MISS", "fr 3")
+		expect(t, get(t, h, "/doc", "X-Lang", "fr"), "HIT", "fr 3")
+		if res := get(t, h, "/doc", "X-Lang", "en"); state(res) != microcache.StatusHit {
+			t.Errorf("en at the end: %s %q, want a HIT", state(res), body(t, res))
 		}
 	})
 }
@@ -530,8 +534,8 @@ func TestFaultPurgeDuringSlowMiss(t *testing.T) {
 // The same for a URL without variants: the slow miss's response, which
 // predates the purge, is not stored. This pins the epoch check; that no
 // purge can land between the check and the store is DriverLRU's one
-// locked step (TestDriverLRUStoreFetched), which a test through the
-// public API cannot time.
+// locked step (Driver.Store's contract), which a test through the
+// public API cannot time (drivertest does).
 func TestFaultPurgeDuringSlowPlainMiss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var version atomic.Int64

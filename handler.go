@@ -1,8 +1,8 @@
 package microcache
 
 import (
+	"context"
 	"net/http"
-	"unsafe"
 )
 
 // handler is what Middleware returns: the request flow around next.
@@ -40,63 +40,53 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveCacheable handles GET and HEAD.
+// serveCacheable handles GET and HEAD: from a fresh object (hit), from a
+// stale one while it is refreshed (stale), or from the backend (miss or
+// pass).
 func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	m := h.m
 	if bypassCache(r) {
 		h.pass(w, r, false)
 		return
 	}
-	var key keyBuf
-	key.build(m, r)
-	defer key.release()
-	if key.tooLong() {
+	var lk lookup
+	lk.url.build(m, r)
+	defer lk.done()
+	if lk.url.tooLong() {
 		h.pass(w, r, false)
 		return
 	}
-
-	opts, found, obj, err := m.find(r, &key)
-	if err != nil {
+	if err := m.find(r, &lk); err != nil {
 		m.driverFailed(r, err)
 		h.pass(w, r, false)
 		return
 	}
-	if found && opts.Uncacheable {
+	if lk.uncacheable() {
 		// Learn from this response too: the URL may have become cacheable.
 		if p := h.pass(w, r, r.Method == http.MethodGet); r.Method == http.MethodGet {
-			m.relearn(r, &key, opts, p)
+			m.relearn(r, &lk, p)
 		}
 		return
 	}
 
-	var body []byte
-	if obj != nil {
-		var release func()
-		var ok bool
-		if body, release, ok = m.bodyOf(r, obj); !ok {
-			obj = nil
-		} else {
-			defer release()
-		}
-	}
-
-	if obj != nil {
+	m.useObject(r, &lk)
+	if obj := lk.obj; obj != nil {
 		t := timingsOf(m.clk, obj)
 		now := m.clk.now()
 		switch t.freshnessAt(now) {
 		case fresh:
 			m.count(hits)
-			m.writeObject(w, r, obj, &t, body, StatusHit, now)
+			m.writeObject(w, r, obj, &t, lk.body, StatusHit, now)
 			return
 		case staleRevalidate:
-			if m.revalidate(h.next, r, key.String(), opts, obj) {
+			if m.revalidate(h.next, r, &lk) {
 				m.count(stales)
-				m.writeObject(w, r, obj, &t, body, StatusStale, now)
+				m.writeObject(w, r, obj, &t, lk.body, StatusStale, now)
 				return
 			}
 		}
 		if !t.staleIfErrorAt(now) {
-			obj = nil
+			lk.obj = nil // no fallback
 		}
 	}
 	if r.Method == http.MethodHead {
@@ -104,46 +94,7 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		h.pass(w, r, false)
 		return
 	}
-	h.miss(w, r, key.String(), opts, found, obj, body)
-}
-
-// find looks up the options of the URL key and the object r selects. obj is
-// nil when there is none, or it belongs to a purged epoch. With DriverLRU a
-// hit builds no key string: keys are looked up from pooled buffers.
-func (m *Microcache) find(r *http.Request, key *keyBuf) (opts Options, found bool, obj *Object, err error) {
-	if m.lru != nil {
-		// One lookup finds the options and the plain variant's object.
-		opts, obj, found = m.lru.lookup(key.view())
-	} else if opts, found, err = m.driver.GetOptions(r.Context(), key.String()); err != nil {
-		return
-	}
-	if !found || opts.Uncacheable {
-		return opts, found, nil, nil
-	}
-	varies := len(opts.Vary) > 0 || len(opts.VaryQuery) > 0
-	switch {
-	case varies && m.lru != nil:
-		bp := keyBuffers.Get().(*[]byte)
-		b := appendObjectKey((*bp)[:0], key.view(), &opts, r)
-		obj = nil
-		if len(b) <= maxKeySize { // longer keys are never stored: see fetch
-			_, obj, _ = m.lru.lookup(unsafe.String(unsafe.SliceData(b), len(b)))
-		}
-		*bp = b[:0]
-		keyBuffers.Put(bp)
-	case m.lru == nil:
-		objKey := objectKey(key.String(), &opts, r)
-		if len(objKey) > maxKeySize {
-			return opts, found, nil, nil
-		}
-		if obj, err = m.driver.GetObject(r.Context(), objKey); err != nil {
-			return
-		}
-	}
-	if obj != nil && obj.Epoch != opts.Epoch {
-		obj = nil // purged
-	}
-	return opts, found, obj, nil
+	h.miss(w, r, &lk)
 }
 
 // bypassCache reports whether r must neither be answered from nor stored in
@@ -177,42 +128,33 @@ func (h *handler) pass(w http.ResponseWriter, r *http.Request, learn bool) *pass
 }
 
 // relearn updates the options of an uncacheable URL from a pass-through
-// response: a storable answer makes the URL cacheable again.
-func (m *Microcache) relearn(r *http.Request, key *keyBuf, opts Options, p *passWriter) {
+// response: a storable answer makes the URL cacheable again. The store is
+// conditional on the epoch lk read, so a purge that landed while the
+// backend ran is never undone.
+func (m *Microcache) relearn(r *http.Request, lk *lookup, p *passWriter) {
 	// The response must be one the buffered path would store: not
 	// hijacked, not flushed, within MaxObjectSize.
 	status := p.finalStatus()
 	if p.hijacked || p.flushed || p.written > int64(m.cfg.MaxObjectSize) || !m.storable(status, &p.traits) {
 		return
 	}
-	next := m.learn(&p.traits, opts, true)
-	if err := m.driver.SetOptions(r.Context(), key.String(), next); err != nil {
+	next := m.learn(&p.traits)
+	next.Epoch = lk.rec.Epoch
+	st := Store{URLKey: lk.url.String(), Epoch: lk.rec.Epoch, Options: &next}
+	if _, err := m.driver.Store(context.WithoutCancel(r.Context()), &st); err != nil {
 		m.driverFailed(r, err)
 	}
 }
 
 // purge gives the URL of r a new epoch, which makes every stored variant
-// unreachable, and deletes the variant r itself selects.
+// unreachable: one write, whatever the driver held. It runs after the
+// response, so the client's leaving cannot cancel it.
 func (m *Microcache) purge(r *http.Request) {
 	key, ok := m.urlKey(r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	opts, found, err := m.driver.GetOptions(ctx, key)
-	if err != nil {
-		m.driverFailed(r, err)
-		return
-	}
-	if !found {
-		return // no options: no object can be reached either
-	}
-	objKey := objectKey(key, &opts, r)
-	opts.Epoch = newEpoch()
-	if err := m.driver.SetOptions(ctx, key, opts); err != nil {
-		m.driverFailed(r, err)
-	}
-	if err := m.driver.DeleteObject(ctx, objKey); err != nil {
+	if err := m.driver.Purge(context.WithoutCancel(r.Context()), key, newEpoch()); err != nil {
 		m.driverFailed(r, err)
 	}
 }

@@ -219,3 +219,46 @@ func (f headerFields) has(name string) bool {
 // byteSize returns the bytes f takes: names, values and their lengths, and
 // the Content-Length value.
 func (f headerFields) byteSize() int64 { return int64(len(f.s)) }
+
+// isDroppedHeader reports whether a header is never replayed: hop-by-hop
+// headers, and Age and Content-Length, which are set on replay. Names are
+// compared case-insensitively, after a cheap length check.
+func isDroppedHeader(name string) bool {
+	switch len(name) {
+	case 2:
+		return strings.EqualFold(name, "Te")
+	case 3:
+		return strings.EqualFold(name, "Age")
+	case 7:
+		return strings.EqualFold(name, "Trailer") || strings.EqualFold(name, "Upgrade")
+	case 10:
+		return strings.EqualFold(name, "Connection") || strings.EqualFold(name, "Keep-Alive")
+	case 14:
+		return strings.EqualFold(name, "Content-Length")
+	case 16:
+		return strings.EqualFold(name, "Proxy-Connection")
+	case 17:
+		return strings.EqualFold(name, "Transfer-Encoding")
+	case 18:
+		return strings.EqualFold(name, "Proxy-Authenticate")
+	case 19:
+		return strings.EqualFold(name, "Proxy-Authorization")
+	}
+	return false
+}
+
+// scrubControlHeaders deletes every microcache-* header from h.
+func scrubControlHeaders(h http.Header) {
+	for k := range h {
+		if isControlHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// bodyAllowed reports whether a response with this status may carry a body
+// (RFC 9110 sections 15.2, 15.3.5 and 15.4.5).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+

@@ -20,20 +20,16 @@ func (m *Microcache) storable(status int, t *responseTraits) bool {
 	return true
 }
 
-// learn returns the options a response asks for, keeping prev's epoch when
-// there was a previous record.
-func (m *Microcache) learn(t *responseTraits, prev Options, hadPrev bool) Options {
+// learn returns the options a response asks for. Their Epoch is left for
+// the caller to set.
+func (m *Microcache) learn(t *responseTraits) Options {
 	c := &m.cfg
 	o := Options{
-		Epoch:                prev.Epoch,
 		TTL:                  c.TTL,
 		StaleIfError:         c.StaleIfError,
 		StaleWhileRevalidate: c.StaleWhileRevalidate,
 		StaleRecache:         (c.StaleRecache || t.staleRecache) && !t.noStaleRecache,
 		CollapsedForwarding:  (c.CollapsedForwarding || t.collapsed) && !t.noCollapsed,
-	}
-	if !hadPrev {
-		o.Epoch = newEpoch()
 	}
 	if t.hasTTL {
 		o.TTL = t.ttl

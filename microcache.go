@@ -17,7 +17,6 @@ import (
 type Microcache struct {
 	cfg     Config // normalized copy; never modified after New
 	driver  Driver
-	lru     *DriverLRU // the driver, when it is one: its one-step lookup backs the hit path
 	clk     *clock
 	hot     hotBodies    // expanded bodies of compressed objects
 	monitor Monitor      // nil: no stats are counted
@@ -52,7 +51,6 @@ func New(cfg Config) *Microcache {
 		monitor:      cfg.Monitor,
 		revalidating: make(map[string]struct{}),
 	}
-	m.lru, _ = m.driver.(*DriverLRU)
 	if m.monitor != nil {
 		m.stats = new(counters)
 		m.errMon, _ = m.monitor.(ErrorMonitor)

@@ -115,16 +115,6 @@ type Stats struct {
 	Evictions   int
 }
 
-// DriverUsage is implemented by a [Driver] that can tell how much it holds;
-// [DriverLRU] does. A [Monitor] then receives the figures in [Stats].
-type DriverUsage interface {
-	// Bytes returns the bytes currently held.
-	Bytes() int64
-	// Evictions returns the number of records evicted since the driver was
-	// created.
-	Evictions() uint64
-}
-
 // MonitorFunc returns a [Monitor] that calls fn with the stats every
 // interval. fn is called from a single goroutine.
 func MonitorFunc(interval time.Duration, fn func(Stats)) *MonitorFn {

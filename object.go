@@ -2,6 +2,7 @@ package microcache
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -92,3 +93,17 @@ func (o *Object) storedSize() int64 {
 // objectOverhead is the heap size of an Object struct, measured with
 // runtime.MemStats in memory_test.go.
 const objectOverhead = 192
+
+// prepare precomputes what replaying the object needs: its Content-Length
+// value, kept with its header. It must run before the object is shared.
+func (o *Object) prepare() { o.header = o.header.withContentLength(o.Size) }
+
+// contentLength returns the object's Content-Length value, formatting it
+// for objects that were not prepared (a hand-built one, say).
+func (o *Object) contentLength() string {
+	if cl := o.header.contentLength(); cl != "" {
+		return cl
+	}
+	return strconv.Itoa(o.Size)
+}
+

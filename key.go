@@ -68,24 +68,36 @@ func (m *Microcache) urlKey(r *http.Request) (key string, ok bool) {
 	return k.String(), true
 }
 
-// keyBuf holds a URL key being used by one request: built into a pooled
+// keyBuf holds a key being used by one request: built into a pooled
 // buffer, looked up without allocating (view), and copied into a string
-// only when it must outlive the request (String).
+// only when it must outlive the request (String). The zero keyBuf is an
+// empty key that holds no buffer.
 type keyBuf struct {
 	bp *[]byte
 	b  []byte
 	s  string
 }
 
+// build makes k the URL key of r.
 func (k *keyBuf) build(m *Microcache, r *http.Request) {
 	k.bp = keyBuffers.Get().(*[]byte)
 	k.b = m.appendURLKey((*k.bp)[:0], r)
 }
 
+// buildVariant makes k the key of the variant of the URL key url that r
+// selects under o, which must vary on something.
+func (k *keyBuf) buildVariant(url *keyBuf, o *Options, r *http.Request) {
+	k.release()
+	k.bp = keyBuffers.Get().(*[]byte)
+	k.b = appendObjectKey((*k.bp)[:0], url.view(), o, r)
+	k.s = ""
+}
+
 func (k *keyBuf) tooLong() bool { return len(k.b) > maxKeySize }
 
 // view returns the key without copying it. The result must not be
-// retained past the request; it is only given to DriverLRU.lookup.
+// retained past the request or the next build: Driver.Lookup and
+// Driver.Object promise not to retain their keys.
 func (k *keyBuf) view() string { return unsafe.String(unsafe.SliceData(k.b), len(k.b)) }
 
 // String returns the key as a string of its own.
@@ -98,8 +110,12 @@ func (k *keyBuf) String() string {
 
 // release returns the buffer to the pool; view results die with it.
 func (k *keyBuf) release() {
+	if k.bp == nil {
+		return
+	}
 	*k.bp = k.b[:0]
 	keyBuffers.Put(k.bp)
+	k.bp, k.b = nil, nil
 }
 
 // appendURLKey appends the URL key of r to b.

@@ -1,0 +1,141 @@
+package microcache
+
+import (
+	"context"
+	"net/http"
+	"slices"
+)
+
+// fetchPlan is what one backend call for a GET starts from: the URL's
+// keys and record as the cache read them, and the stale object that may
+// answer a failure. A background refresh keeps its own copy.
+type fetchPlan struct {
+	urlKey string // the URL key
+	objKey string // the object key under rec's options; urlKey when they vary on nothing
+	rec    Record // the URL's epoch and options as read (rec.Object is not used)
+
+	// fallback is a stale object still within its stale-if-error window,
+	// and fallbackBody its expanded body; nil when there is none.
+	fallback     *Object
+	fallbackBody []byte
+
+	background bool // a stale-while-revalidate refresh, with no client waiting
+}
+
+// plan returns the fetchPlan of a lookup.
+func (lk *lookup) plan() fetchPlan {
+	return fetchPlan{
+		urlKey:       lk.url.String(),
+		objKey:       lk.objectKey(),
+		rec:          lk.rec,
+		fallback:     lk.obj,
+		fallbackBody: lk.body,
+	}
+}
+
+// keyUnder returns the key of the variant r selects under o: the plan's
+// own object key when o varies as the URL's options did.
+func (p *fetchPlan) keyUnder(o *Options, r *http.Request) string {
+	if varyAlike(&p.rec.Options, o) { // without options rec.Options varies on nothing
+		return p.objKey
+	}
+	return objectKey(p.urlKey, o, r)
+}
+
+// varyAlike reports whether a and b select variants the same way.
+func varyAlike(a, b *Options) bool {
+	return slices.Equal(a.Vary, b.Vary) && slices.Equal(a.VaryQuery, b.VaryQuery)
+}
+
+// miss answers a GET that the cache could not answer, from the backend.
+// lk.obj is a stale object still within its stale-if-error window, or nil.
+func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup) {
+	m := h.m
+	fwd := forwardable(r)
+	plan := lk.plan()
+	collapse := m.cfg.CollapsedForwarding
+	if lk.rec.HasOptions {
+		collapse = lk.rec.Options.CollapsedForwarding
+	}
+	if !collapse {
+		res := m.fetch(h.next, fwd, &plan, w)
+		m.respond(w, r, res, &plan)
+		return
+	}
+
+	// Requests that select the same object wait for one backend call. With
+	// a Timeout to bound it, the call runs detached from the first client's
+	// cancellation, since others wait for it. Without one it keeps the
+	// first client's context, so that a backend that waits for
+	// cancellation (a long poll) cannot hold everyone forever; if that
+	// client leaves, the others make their own calls.
+	flightKey := plan.objKey
+	if !lk.rec.HasOptions {
+		flightKey = objectKey(plan.urlKey, &Options{Vary: m.cfg.Vary}, r)
+	}
+	leader := false
+	v, _, _ := m.collapse.Do(flightKey, func() (any, error) {
+		leader = true
+		shared := fwd
+		if m.cfg.Timeout > 0 {
+			shared = fwd.WithContext(context.WithoutCancel(fwd.Context()))
+		}
+		return m.fetch(h.next, shared, &plan, w), nil
+	})
+	res := v.(*fetchResult)
+	if !leader && (!res.shareable() || (res.stored && plan.keyUnder(&res.opts, r) != res.objKey)) {
+		// Not for this client: its own backend call, concurrently with the
+		// other waiters.
+		res = m.fetch(h.next, fwd, &plan, w)
+	}
+	m.respond(w, r, res, &plan)
+}
+
+// forwardable returns r, or a copy without the headers that would make the
+// backend answer with part of the body or a 304, so that the response can
+// be stored; the client's own headers are then applied to the stored
+// object by writeReplay.
+func forwardable(r *http.Request) *http.Request {
+	if !needsServeContent(r) {
+		return r
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Header = r.Header.Clone()
+	for _, name := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		delete(r2.Header, name)
+	}
+	return r2
+}
+
+// respond writes the outcome of a backend call to one client: the stale
+// fallback when the backend failed and one is allowed, else the response.
+func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchResult, p *fetchPlan) {
+	if res.streamed {
+		m.count(misses)
+		if res.panicked != nil {
+			// The client has part of the response: only an aborted
+			// connection tells it the rest is missing.
+			panic(res.panicked.value)
+		}
+		return
+	}
+	if res.failed() && !res.panicked.isAbort() && p.fallback != nil {
+		m.count(stales)
+		t := timingsOf(m.clk, p.fallback)
+		m.writeObject(w, r, p.fallback, &t, p.fallbackBody, StatusStale, m.clk.now())
+		return
+	}
+	m.count(misses)
+	if res.panicked != nil {
+		panic(res.panicked.value) // as it would reach net/http without the cache
+	}
+	if res.timedOut {
+		if m.cfg.Exposed {
+			w.Header().Set(HeaderStatus, StatusMiss)
+		}
+		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
+	m.writeReplay(w, r, res.status, res.header, res.contentLength, res.body, StatusMiss, -1)
+}

@@ -1,0 +1,114 @@
+package microcache
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+)
+
+// passWriter wraps the client's ResponseWriter on pass-through paths. It
+// removes microcache-* headers before the header is sent, records the
+// status (including an implicit 200) and, when asked, what the response
+// says about caching. It offers Unwrap, Flush and Hijack, so that
+// http.ResponseController and type assertions reach the real connection.
+type passWriter struct {
+	http.ResponseWriter
+	exposed     bool
+	learn       bool // read the response's traits before scrubbing
+	traits      responseTraits
+	status      int
+	wroteHeader bool
+	hijacked    bool
+	flushed     bool  // the handler flushed: it streams
+	written     int64 // body bytes written
+}
+
+func (p *passWriter) WriteHeader(code int) {
+	if p.wroteHeader {
+		p.ResponseWriter.WriteHeader(code) // net/http reports the superfluous call
+		return
+	}
+	h := p.ResponseWriter.Header()
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		scrubControlHeaders(h)
+		p.ResponseWriter.WriteHeader(code)
+		return
+	}
+	p.wroteHeader = true
+	p.status = code
+	if p.learn {
+		p.traits.scan(h, true)
+	} else {
+		scrubControlHeaders(h)
+	}
+	if p.exposed {
+		h[HeaderStatus] = []string{StatusMiss}
+	}
+	p.ResponseWriter.WriteHeader(code)
+}
+
+func (p *passWriter) Write(b []byte) (int, error) {
+	if !p.wroteHeader {
+		p.WriteHeader(http.StatusOK)
+	}
+	n, err := p.ResponseWriter.Write(b)
+	p.written += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps the underlying writer's sendfile path available.
+func (p *passWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !p.wroteHeader {
+		p.WriteHeader(http.StatusOK)
+	}
+	var n int64
+	var err error
+	if rf, ok := p.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{p.ResponseWriter}, src)
+	}
+	p.written += n
+	return n, err
+}
+
+// writerOnly hides every method but Write, so io.Copy cannot loop back
+// into ReadFrom.
+type writerOnly struct{ io.Writer }
+
+func (p *passWriter) FlushError() error {
+	if !p.wroteHeader {
+		p.WriteHeader(http.StatusOK)
+	}
+	p.flushed = true
+	return http.NewResponseController(p.ResponseWriter).Flush()
+}
+
+func (p *passWriter) Flush() { p.FlushError() } //nolint:errcheck // http.Flusher has no error
+
+func (p *passWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(p.ResponseWriter).Hijack()
+	if err == nil {
+		p.hijacked = true
+	}
+	return conn, rw, err
+}
+
+func (p *passWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
+
+// finish sends the header if the handler never did, so that control
+// headers it set are removed from the implicit 200 too.
+func (p *passWriter) finish() {
+	if !p.wroteHeader && !p.hijacked {
+		p.WriteHeader(http.StatusOK)
+	}
+}
+
+// finalStatus is the status the client got, counting an implicit 200.
+func (p *passWriter) finalStatus() int {
+	if p.status == 0 {
+		return http.StatusOK
+	}
+	return p.status
+}

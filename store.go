@@ -1,0 +1,102 @@
+package microcache
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"time"
+)
+
+// storeResponse ends fetch for a response that teaches the URL's options:
+// it stores the options and, when it may, the response, in one Store that
+// succeeds only if the URL's epoch is still the one the plan read. A purge
+// that landed while the backend ran therefore wins: the response goes to
+// the clients that asked for it, and nothing is stored.
+func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResult, traits *responseTraits) {
+	storable := !res.streamed && r.Method == http.MethodGet && m.storable(res.status, traits)
+	opts := m.learn(traits)
+	opts.Epoch = p.rec.Epoch
+	if opts.Epoch == 0 {
+		opts.Epoch = newEpoch() // the store creates the URL's record
+	}
+	opts.Uncacheable = !storable
+	res.opts = opts
+	res.objKey = p.keyUnder(&opts, r)
+	st := Store{URLKey: p.urlKey, Epoch: p.rec.Epoch, Options: &opts}
+	switch {
+	case len(res.objKey) > maxKeySize:
+		// A hostile value of a varied header or parameter: this variant is
+		// not stored, but the URL stays cacheable for everyone else.
+	case storable:
+		// Compressed before the store may be refused (a purge since, or a
+		// driver failure): rare, and then only wasted work.
+		if obj := m.newObject(r, res, p.background); obj != nil { // nil if it could not be compressed
+			obj.Epoch = opts.Epoch
+			st.ObjectKey, st.Object = res.objKey, obj
+			// Kept with the object's header: a value handed to clients
+			// keeps only the header's bytes alive.
+			res.contentLength = obj.contentLength()
+		}
+	case p.rec.HasOptions:
+		st.ObjectKey, st.Delete = res.objKey, true
+	}
+	stored, err := m.driver.Store(context.WithoutCancel(r.Context()), &st)
+	if err != nil {
+		m.driverFailed(r, err)
+		return
+	}
+	res.stored = stored && st.Object != nil
+}
+
+// newObject builds the object that stores res, fresh for res.opts.TTL from
+// now, compressed when a Compressor is configured. Its Epoch is left for
+// the caller to set. It returns nil, and reports, when compression fails.
+func (m *Microcache) newObject(r *http.Request, res *fetchResult, background bool) *Object {
+	now := time.Now()
+	obj := &Object{
+		Status:               res.status,
+		Body:                 res.body,
+		Size:                 len(res.body),
+		Date:                 now,
+		Expires:              now.Add(res.opts.TTL),
+		StaleWhileRevalidate: res.opts.StaleWhileRevalidate,
+		StaleIfError:         res.opts.StaleIfError,
+		header:               res.header,
+	}
+	obj.prepare()
+	if c := m.cfg.Compressor; c != nil {
+		z, err := c.Compress(nil, res.body)
+		if err != nil {
+			m.fail(ErrorEvent{Kind: ErrorCompressor, Request: r, Err: err, Background: background})
+			return nil
+		}
+		obj.Body, obj.Compressed = z, true
+	}
+	// A grown buffer, or Compress's worst-case allocation, would keep its
+	// spare capacity for the object's lifetime.
+	obj.Body = trimmed(obj.Body)
+	obj.stamp(m.clk)
+	return obj
+}
+
+// recache stores the plan's stale fallback again as fresh for its TTL from
+// now; its Date, and so its Age, is kept. The store succeeds only if the
+// URL's epoch is unchanged and the fallback is still the object stored, so
+// it never brings back a purged object or replaces a newer response.
+func (m *Microcache) recache(r *http.Request, p *fetchPlan) {
+	again := *p.fallback
+	again.Expires = time.Now().Add(p.rec.Options.TTL)
+	again.stamp(m.clk)
+	st := Store{URLKey: p.urlKey, Epoch: p.rec.Epoch, ObjectKey: p.objKey, Object: &again, IfDate: p.fallback.Date}
+	if _, err := m.driver.Store(context.WithoutCancel(r.Context()), &st); err != nil {
+		m.driverFailed(r, err)
+	}
+}
+
+// trimmed returns b, or a copy of it without spare capacity when b has much.
+func trimmed(b []byte) []byte {
+	if cap(b)-len(b) > len(b)/8+64 {
+		return bytes.Clone(b)
+	}
+	return b
+}
