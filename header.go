@@ -261,4 +261,3 @@ func scrubControlHeaders(h http.Header) {
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
-

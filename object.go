@@ -106,4 +106,3 @@ func (o *Object) contentLength() string {
 	}
 	return strconv.Itoa(o.Size)
 }
-

@@ -245,4 +245,3 @@ func (rec *recorder) result() (status int, header headerFields, body []byte, str
 	}
 	return rec.status, rec.fields, rec.body, rec.streaming, &rec.traits
 }
-

@@ -59,4 +59,3 @@ func needsServeContent(r *http.Request) bool {
 	return len(h["Range"]) > 0 || len(h["If-None-Match"]) > 0 || len(h["If-Modified-Since"]) > 0 ||
 		len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0
 }
-
