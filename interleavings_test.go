@@ -1,6 +1,7 @@
 package microcache_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -165,6 +166,87 @@ func TestInterleavingRecacheKeepsNewerObject(t *testing.T) {
 				close(gate)
 				<-done
 				expect(t, get(t, h, "/"), "HIT", "call 3")
+			})
+		})
+	}
+}
+
+// callCounter wraps a Driver and counts the calls made to it, the way a
+// decorator (metrics, tracing) would: it must keep every guarantee and the
+// call budget of the driver it wraps.
+type callCounter struct {
+	microcache.Driver
+	lookups, objects, stores, purges atomic.Int64
+}
+
+func (c *callCounter) Lookup(ctx context.Context, key string) (microcache.Record, error) {
+	c.lookups.Add(1)
+	return c.Driver.Lookup(ctx, key)
+}
+
+func (c *callCounter) Object(ctx context.Context, key string) (*microcache.Object, error) {
+	c.objects.Add(1)
+	return c.Driver.Object(ctx, key)
+}
+
+func (c *callCounter) Store(ctx context.Context, s *microcache.Store) (bool, error) {
+	c.stores.Add(1)
+	return c.Driver.Store(ctx, s)
+}
+
+func (c *callCounter) Purge(ctx context.Context, key string, epoch uint64) error {
+	c.purges.Add(1)
+	return c.Driver.Purge(ctx, key, epoch)
+}
+
+// take returns the calls since the previous take, as lookups, objects,
+// stores, purges.
+func (c *callCounter) take() [4]int64 {
+	return [4]int64{c.lookups.Swap(0), c.objects.Swap(0), c.stores.Swap(0), c.purges.Swap(0)}
+}
+
+// The driver call budget: a plain hit costs one call, a varied hit two, a
+// miss two (three on a varied URL) including the store, a purge one write,
+// and a pass-through that relearns a Lookup and a Store. A wrapped driver
+// keeps it: the flow asserts no concrete driver type.
+func TestDriverCallBudget(t *testing.T) {
+	for name, newDriver := range testDrivers() {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				d := &callCounter{Driver: newDriver()}
+				var nocache atomic.Bool
+				be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+					if r.URL.Path == "/varied" {
+						w.Header().Set("Vary", "X-Lang")
+					}
+					if nocache.Load() {
+						w.Header().Set(microcache.HeaderNocache, "1")
+					}
+					io.WriteString(w, "call "+itoa(n))
+				}}
+				h := newCache(t, microcache.Config{TTL: time.Second, Exposed: true, Driver: d}).Middleware(be)
+				step := func(what string, want [4]int64, method, target string, hdr ...string) {
+					t.Helper()
+					serve(t, h, method, target, hdr...)
+					if got := d.take(); got != want {
+						t.Errorf("%s: calls (lookup, object, store, purge) = %v, want %v", what, got, want)
+					}
+				}
+				step("first miss", [4]int64{1, 0, 1, 0}, "GET", "/")
+				step("plain hit", [4]int64{1, 0, 0, 0}, "GET", "/")
+				step("purge", [4]int64{0, 0, 0, 1}, "POST", "/")
+				step("plain miss", [4]int64{1, 0, 1, 0}, "GET", "/")
+				step("first miss, varied", [4]int64{1, 0, 1, 0}, "GET", "/varied", "X-Lang", "en")
+				step("varied hit", [4]int64{1, 1, 0, 0}, "GET", "/varied", "X-Lang", "en")
+				step("varied miss", [4]int64{1, 1, 1, 0}, "GET", "/varied", "X-Lang", "fr")
+				time.Sleep(2 * time.Second)
+				nocache.Store(true)
+				step("miss turning uncacheable", [4]int64{1, 0, 1, 0}, "GET", "/")
+				step("pass-through", [4]int64{1, 0, 0, 0}, "GET", "/")
+				nocache.Store(false)
+				step("pass-through relearning", [4]int64{1, 0, 1, 0}, "GET", "/")
+				step("miss after relearning", [4]int64{1, 0, 1, 0}, "GET", "/")
+				step("hit again", [4]int64{1, 0, 0, 0}, "GET", "/")
 			})
 		})
 	}
