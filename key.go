@@ -120,7 +120,11 @@ func (k *keyBuf) release() {
 
 // appendURLKey appends the URL key of r to b.
 func (m *Microcache) appendURLKey(b []byte, r *http.Request) []byte {
-	if r.TLS != nil || r.URL.Scheme == "https" {
+	// The scheme is the connection's: a request target's is the client's
+	// to choose ("GET https://host/ HTTP/1.1" on a plain listener), and
+	// keying on it would let the plain listener's answer (typically a
+	// redirect to https) be stored for TLS clients.
+	if r.TLS != nil {
 		b = append(b, 's')
 	} else {
 		b = append(b, 'p')

@@ -1,6 +1,7 @@
 package microcache_test
 
 import (
+	"crypto/tls"
 	"io"
 	"net/http"
 	"strings"
@@ -36,6 +37,12 @@ func req(target string, hdr ...string) *http.Request {
 	return r
 }
 
+// overTLS marks r as received over TLS, as net/http does.
+func overTLS(r *http.Request) *http.Request {
+	r.TLS = &tls.ConnectionState{HandshakeComplete: true}
+	return r
+}
+
 func TestKeys(t *testing.T) {
 	hashQuery := microcache.Config{HashQuery: true}
 	cases := []struct {
@@ -46,7 +53,8 @@ func TestKeys(t *testing.T) {
 	}{
 		{"host case", hashQuery, req("http://Example.COM/a"), req("http://example.com/a"), true},
 		{"different hosts", hashQuery, req("http://a.example/x"), req("http://b.example/x"), false},
-		{"scheme", hashQuery, req("http://a.example/x"), req("https://a.example/x"), false},
+		{"scheme", hashQuery, req("http://a.example/x"), overTLS(req("https://a.example/x")), false},
+		{"request target's scheme is not the connection's", hashQuery, req("http://a.example/x"), req("https://a.example/x"), true},
 		{"different paths", hashQuery, req("http://h/a"), req("http://h/b"), false},
 		{"query order", hashQuery, req("http://h/?a=1&b=2"), req("http://h/?b=2&a=1"), true},
 		{"query escaping", hashQuery, req("http://h/?a=x%20y"), req("http://h/?a=x+y"), true},
