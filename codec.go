@@ -27,7 +27,7 @@ var (
 // Encoding prefixes: a magic byte naming the record kind, then a version.
 const (
 	optionsMagic   = 'O'
-	optionsVersion = 1
+	optionsVersion = 2
 	objectMagic    = 'B'
 	objectVersion  = 2
 )
@@ -51,7 +51,7 @@ const (
 // decode the same in every process built with the same version of this
 // package. Nil and empty Vary or VaryQuery both decode as nil.
 func (o Options) MarshalBinary() ([]byte, error) {
-	n := 2 + 4*binary.MaxVarintLen64 + 1 + 2*binary.MaxVarintLen64
+	n := 2 + 5*binary.MaxVarintLen64 + 1 + 2*binary.MaxVarintLen64
 	for _, s := range o.Vary {
 		n += binary.MaxVarintLen64 + len(s)
 	}
@@ -75,6 +75,7 @@ func (o Options) MarshalBinary() ([]byte, error) {
 	b = binary.AppendVarint(b, int64(o.TTL))
 	b = binary.AppendVarint(b, int64(o.StaleIfError))
 	b = binary.AppendVarint(b, int64(o.StaleWhileRevalidate))
+	b = binary.AppendUvarint(b, uint64(max(o.Strikes, 0)))
 	b = appendStrings(b, o.Vary)
 	b = appendStrings(b, o.VaryQuery)
 	return b, nil
@@ -102,6 +103,11 @@ func (o *Options) UnmarshalBinary(data []byte) error {
 	v.TTL = time.Duration(d.varint("ttl"))
 	v.StaleIfError = time.Duration(d.varint("stale-if-error"))
 	v.StaleWhileRevalidate = time.Duration(d.varint("stale-while-revalidate"))
+	strikes := d.uvarint("strikes")
+	if d.err == nil && strikes > math.MaxInt32 {
+		d.fail("strikes %d out of range", strikes)
+	}
+	v.Strikes = int(strikes)
 	v.Vary = d.strings("vary")
 	v.VaryQuery = d.strings("vary-query")
 	if err := d.finish(); err != nil {

@@ -93,6 +93,7 @@ func sampleOptions() Options {
 	return Options{
 		Epoch:                1<<64 - 1,
 		Uncacheable:          true,
+		Strikes:              2,
 		TTL:                  30 * time.Second,
 		StaleIfError:         -time.Nanosecond,
 		StaleWhileRevalidate: 1<<63 - 1,
@@ -410,12 +411,13 @@ func TestCodecUnmarshalInvalid(t *testing.T) {
 		})
 	}
 	optCases := map[string][]byte{
-		"unknown flag":    {optionsMagic, optionsVersion, 0, 0x08, 0, 0, 0, 0, 0},
-		"huge count":      {optionsMagic, optionsVersion, 0, 0, 0, 0, 0, 0xff, 0x01, 0},
-		"padded epoch":    {optionsMagic, optionsVersion, 0x80, 0x00, 0, 0, 0, 0, 0, 0},
-		"string too long": {optionsMagic, optionsVersion, 0, 0, 0, 0, 0, 1, 5, 'a', 0},
+		"unknown flag":    {optionsMagic, optionsVersion, 0, 0x08, 0, 0, 0, 0, 0, 0},
+		"huge count":      {optionsMagic, optionsVersion, 0, 0, 0, 0, 0, 0, 0xff, 0x01, 0},
+		"padded epoch":    {optionsMagic, optionsVersion, 0x80, 0x00, 0, 0, 0, 0, 0, 0, 0},
+		"string too long": {optionsMagic, optionsVersion, 0, 0, 0, 0, 0, 0, 1, 5, 'a', 0},
+		"huge strikes":    {optionsMagic, optionsVersion, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0},
 	}
-	if err := new(Options).UnmarshalBinary([]byte{optionsMagic, optionsVersion, 0, 0, 0, 0, 0, 1, 1, 'a', 0}); err != nil {
+	if err := new(Options).UnmarshalBinary([]byte{optionsMagic, optionsVersion, 0, 0, 0, 0, 0, 0, 1, 1, 'a', 0}); err != nil {
 		t.Fatalf("options skeleton: %v", err)
 	}
 	for name, data := range optCases {

@@ -98,15 +98,21 @@ func TestCollapsedUnshareable(t *testing.T) {
 		if be.n() != 10 {
 			t.Errorf("backend calls = %d, want 10", be.n())
 		}
+		// Unstorable answers in a row (the herd's counts once: its
+		// waiters' stores lose to the leader's) make the URL hit-for-pass.
+		for range microcache.HitForPassAfter - 1 {
+			get(t, h, "/")
+		}
 		// Later requests pass through concurrently: none waits for another.
 		block := make(chan struct{})
 		be.serve = func(w http.ResponseWriter, r *http.Request, n int64) { <-block }
+		calls := be.n()
 		for range 3 {
 			go get(t, h, "/")
 		}
 		synctest.Wait()
-		if be.n() != 13 {
-			t.Errorf("backend calls = %d, want 13 (all three inside at once)", be.n())
+		if be.n() != calls+3 {
+			t.Errorf("backend calls = %d, want %d (all three inside at once)", be.n(), calls+3)
 		}
 		close(block)
 	})

@@ -76,6 +76,7 @@ func TestTTLHeaderValues(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
 					w.Header().Set(microcache.HeaderTTL, tc.value)
+					io.WriteString(w, "ok")
 				}}
 				h := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true}).Middleware(be)
 				get(t, h, "/")
@@ -206,6 +207,7 @@ func TestCollapsedForwardingHeaders(t *testing.T) {
 				if n > 1 {
 					<-release
 				}
+				io.WriteString(w, "ok")
 			}}
 			h := microcache.New(microcache.Config{TTL: time.Minute, CollapsedForwarding: tc.cfg}).Middleware(be)
 			get(t, h, "/") // learn the options; TTL 0 keeps it a miss

@@ -326,7 +326,7 @@ func (d *DriverLRU) share(cur, o *Options) *Options {
 func samePolicy(a, b *Options) bool {
 	return a.TTL == b.TTL && a.StaleIfError == b.StaleIfError &&
 		a.StaleWhileRevalidate == b.StaleWhileRevalidate &&
-		a.Uncacheable == b.Uncacheable && a.StaleRecache == b.StaleRecache &&
+		a.Uncacheable == b.Uncacheable && a.Strikes == b.Strikes && a.StaleRecache == b.StaleRecache &&
 		a.CollapsedForwarding == b.CollapsedForwarding &&
 		slices.Equal(a.Vary, b.Vary) && slices.Equal(a.VaryQuery, b.VaryQuery)
 }

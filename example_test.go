@@ -64,6 +64,7 @@ func ExampleConfig_nocache() {
 		if r.URL.Path == "/public" {
 			w.Header().Set(microcache.HeaderCache, "1")
 		}
+		io.WriteString(w, "hello")
 	}))
 	for _, path := range []string{"/public", "/public", "/account", "/account"} {
 		rr := httptest.NewRecorder()

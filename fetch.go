@@ -32,6 +32,11 @@ type fetchResult struct {
 	timedOut  bool
 	cancelled bool // the request's context ended before the handler returned
 	panicked  *panicked
+
+	empty          bool        // the handler returned without writing anything
+	lengthMismatch bool        // the body does not match the declared Content-Length (kept in contentLength)
+	trailer        http.Header // trailers the handler set, to send after the body; nil when none
+	unsized        bool        // replay without Content-Length (the handler declared trailers but no length)
 }
 
 // panicked is a recovered panic with the stack where it happened.
@@ -88,8 +93,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, p *fetchPlan, liv
 	rec, res := &call.rec, &call.res
 	rec.init(live, m.cfg.MaxObjectSize, m.cfg.Exposed)
 	res.timedOut, res.panicked = m.run(next, r, rec)
-	var traits *responseTraits
-	res.status, res.header, res.body, res.streamed, traits = rec.result()
+	traits := rec.finish(res)
 	// A handler whose context ended (its client left) may have answered
 	// with anything: that answer is for nobody else.
 	res.cancelled = !res.timedOut && ctx.Err() != nil
@@ -117,12 +121,16 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, p *fetchPlan, liv
 		res.body = nil // there is no response to give anyone
 		return res
 	}
+	if res.streamed && live != nil && res.trailer != nil {
+		// The client has the header and body; net/http sends these after.
+		copyTrailer(live.Header(), res.trailer)
+	}
 	if !res.failed() && !res.cancelled {
 		// A 5xx is never stored; a cancelled answer teaches nothing, so the
 		// URL's options stay as they were.
 		m.storeResponse(r, p, res, traits)
 	}
-	if res.contentLength == "" {
+	if res.contentLength == "" && !res.unsized {
 		res.contentLength = strconv.Itoa(len(res.body))
 	}
 	return res

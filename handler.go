@@ -133,9 +133,9 @@ func (h *handler) pass(w http.ResponseWriter, r *http.Request, learn bool) *pass
 // backend ran is never undone.
 func (m *Microcache) relearn(r *http.Request, lk *lookup, p *passWriter) {
 	// The response must be one the buffered path would store: not
-	// hijacked, not flushed, within MaxObjectSize.
+	// hijacked, not flushed, not empty, within MaxObjectSize.
 	status := p.finalStatus()
-	if p.hijacked || p.flushed || p.written > int64(m.cfg.MaxObjectSize) || !m.storable(status, &p.traits) {
+	if p.hijacked || p.flushed || p.implicit || p.written > int64(m.cfg.MaxObjectSize) || m.judge(status, &p.traits) != storeIt {
 		return
 	}
 	next := m.learn(&p.traits)

@@ -5,19 +5,42 @@ import (
 	"slices"
 )
 
-// storable reports whether a response may be stored.
-func (m *Microcache) storable(status int, t *responseTraits) bool {
+// verdict is what the cache makes of one backend answer to a GET.
+type verdict int
+
+const (
+	// storeIt: the answer is stored.
+	storeIt verdict = iota
+	// refusedByOrigin: the origin said its answers for the URL must not be
+	// stored; the URL passes through from now on.
+	refusedByOrigin
+	// refusedForRequest: this answer cannot be stored for a reason of its
+	// own (a 4xx, a cookie, an empty or truncated answer...). It leaves
+	// the URL's stored objects alone and counts a strike (see
+	// HitForPassAfter).
+	refusedForRequest
+)
+
+// judge returns the verdict on an answer with this status and traits.
+func (m *Microcache) judge(status int, t *responseTraits) verdict {
 	switch {
+	case t.nocache, t.varyAll:
+		return refusedByOrigin
 	case status < 200 || status >= 400 || status == http.StatusPartialContent || status == http.StatusNotModified:
-		return false
-	case t.setsCookie, t.varyAll, t.nocache:
-		return false
+		return refusedForRequest
+	case t.setsCookie:
+		return refusedForRequest
 	case t.cache:
-		return true
+		return storeIt
 	case m.cfg.Nocache, t.private:
-		return false
+		return refusedByOrigin
+	case status == http.StatusCreated || status == http.StatusAccepted:
+		// They describe one action (a resource made, a job queued), not
+		// the resource at this URL: a "still processing" 202 must not be
+		// replayed once the job is done.
+		return refusedForRequest
 	}
-	return true
+	return storeIt
 }
 
 // learn returns the options a response asks for. Their Epoch is left for

@@ -266,7 +266,9 @@ func TestMonitorCounts(t *testing.T) {
 		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
 			if r.URL.Path == "/fail" {
 				w.WriteHeader(500)
+				return
 			}
+			io.WriteString(w, "ok")
 		}}
 		c := microcache.New(microcache.Config{TTL: time.Minute, Monitor: mon})
 		h := c.Middleware(be)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // fetchPlan is what one backend call for a GET starts from: the URL's
@@ -137,5 +138,34 @@ func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchR
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
+	if res.trailer != nil {
+		announceTrailer(w.Header(), res.trailer)
+	}
 	m.writeReplay(w, r, res.status, res.header, res.contentLength, res.body, StatusMiss, -1)
+	if res.trailer != nil {
+		copyTrailer(w.Header(), res.trailer)
+	}
+}
+
+// announceTrailer sets the Trailer header for the trailers of t that are
+// not set with http.TrailerPrefix, as net/http needs before the body.
+func announceTrailer(h, t http.Header) {
+	var names []string
+	for k := range t {
+		if !strings.HasPrefix(k, http.TrailerPrefix) {
+			names = append(names, k)
+		}
+	}
+	if len(names) > 0 {
+		slices.Sort(names)
+		h["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+}
+
+// copyTrailer sets the trailers t in h, where net/http reads them once the
+// handler has returned.
+func copyTrailer(h, t http.Header) {
+	for k, v := range t {
+		h[k] = v
+	}
 }

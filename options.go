@@ -32,17 +32,32 @@ type Options struct {
 	StaleIfError         time.Duration
 	StaleWhileRevalidate time.Duration
 
-	// Uncacheable is true when the last backend response for the URL could
-	// not be stored (for example it said "microcache-nocache: 1" or set a
-	// cookie). Such a URL is passed straight through to the backend until a
-	// response says otherwise.
+	// Uncacheable is true when the origin said the URL's responses must
+	// not be stored ("microcache-nocache: 1", Cache-Control private or
+	// no-store, Vary: *, a streamed response), or when HitForPassAfter
+	// answers in a row could not be stored (hit-for-pass). Such a URL is
+	// passed straight through to the backend until a response says
+	// otherwise.
 	Uncacheable bool
+
+	// Strikes counts the answers in a row, since the last one stored, that
+	// could not be stored for a reason of their own request (a 4xx, a
+	// cookie, an empty or truncated answer...): such an answer leaves the
+	// URL's stored objects alone, and the HitForPassAfter-th makes the URL
+	// Uncacheable.
+	Strikes int
 
 	// StaleRecache and CollapsedForwarding are the flags the response asked
 	// for (or the Config defaults).
 	StaleRecache        bool
 	CollapsedForwarding bool
 }
+
+// HitForPassAfter is how many answers in a row that cannot be stored for a
+// reason of their own request make a URL pass straight through (see
+// [Options.Strikes]). One such answer alone never does: it must not take
+// the stored object, or its stale-if-error fallback, from other clients.
+const HitForPassAfter = 3
 
 // newEpoch returns a random non-zero epoch. Epochs are random rather than
 // counted so that a URL whose options were dropped and relearned can never

@@ -20,6 +20,7 @@ type passWriter struct {
 	status      int
 	wroteHeader bool
 	hijacked    bool
+	implicit    bool  // the handler wrote nothing: finish sent an empty 200
 	flushed     bool  // the handler flushed: it streams
 	written     int64 // body bytes written
 }
@@ -101,6 +102,7 @@ func (p *passWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 // headers it set are removed from the implicit 200 too.
 func (p *passWriter) finish() {
 	if !p.wroteHeader && !p.hijacked {
+		p.implicit = true
 		p.WriteHeader(http.StatusOK)
 	}
 }

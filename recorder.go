@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -40,6 +41,10 @@ type recorder struct {
 	// Read from the header when the status is written.
 	traits        responseTraits
 	contentLength []string // the handler's own Content-Length, for streaming
+	declared      int64    // that Content-Length as a number; -1 when none or malformed
+	trailerNames  []string // the Trailer header's values: trailers announced before the body
+
+	implicit bool // the handler returned without writing anything
 }
 
 // init readies a zero recorder to record a response of at most limit
@@ -101,6 +106,13 @@ func (rec *recorder) writeHeaderLocked(code int) {
 	rec.traits = readTraits(rec.header)
 	rec.fields = clientFields(rec.header)
 	rec.contentLength = rec.header["Content-Length"]
+	rec.declared = -1
+	if len(rec.contentLength) == 1 {
+		if n, err := strconv.ParseInt(rec.contentLength[0], 10, 64); err == nil && n >= 0 {
+			rec.declared = n
+		}
+	}
+	rec.trailerNames = rec.header["Trailer"]
 }
 
 func (rec *recorder) Write(p []byte) (int, error) {
@@ -152,6 +164,9 @@ func (rec *recorder) startStreamingLocked() {
 	rec.fields.fill(lh, make([]string, rec.fields.values()))
 	if rec.contentLength != nil {
 		lh["Content-Length"] = rec.contentLength
+	}
+	if rec.trailerNames != nil {
+		lh["Trailer"] = rec.trailerNames
 	}
 	if rec.exposed {
 		lh.Set(HeaderStatus, StatusMiss)
@@ -233,15 +248,52 @@ func (rec *recorder) isAbandoned() bool {
 	return rec.abandoned
 }
 
-// result returns what was recorded. It must be called only once the handler
-// has returned (or the recorder was abandoned and will not be read again).
-// The header it returns is already fit for clients (see clientFields).
-func (rec *recorder) result() (status int, header headerFields, body []byte, streamed bool, traits *responseTraits) {
+// finish puts what was recorded into res, and returns the response's
+// caching traits. It must be called only once the handler has returned (or
+// the recorder was abandoned and will not be read again). The header it
+// gives is already fit for clients (see clientFields). A response whose
+// body does not match its declared Content-Length keeps that declared
+// value, so that replaying it fails for the client as it would have
+// without the cache.
+func (rec *recorder) finish(res *fetchResult) *responseTraits {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if !rec.wroteHeader {
 		// A handler that writes nothing sends an empty 200, as in net/http.
 		rec.writeHeaderLocked(http.StatusOK)
+		rec.implicit = true
 	}
-	return rec.status, rec.fields, rec.body, rec.streaming, &rec.traits
+	res.status, res.header, res.body, res.streamed = rec.status, rec.fields, rec.body, rec.streaming
+	res.empty = rec.implicit
+	if !rec.streaming && rec.declared >= 0 && bodyAllowed(rec.status) && rec.declared != int64(len(rec.body)) {
+		res.lengthMismatch = true
+		res.contentLength = rec.contentLength[0]
+	}
+	res.trailer = rec.trailer()
+	if res.trailer != nil && rec.declared < 0 {
+		res.unsized = true // trailers need a chunked body in HTTP/1.1
+	}
+	return &rec.traits
+}
+
+// trailer returns the trailers the handler set: the values of the names it
+// announced in its Trailer header, and the headers it set with
+// http.TrailerPrefix; nil when there are none.
+func (rec *recorder) trailer() http.Header {
+	var t http.Header
+	for _, name := range appendNames(nil, rec.trailerNames, nil) {
+		if t == nil {
+			t = make(http.Header)
+		}
+		t[name] = append([]string(nil), rec.header[name]...)
+	}
+	for k, v := range rec.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			if t == nil {
+				t = make(http.Header)
+			}
+			t[k] = append([]string(nil), v...)
+		}
+	}
+	return t
 }

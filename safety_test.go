@@ -39,6 +39,7 @@ func TestPrivateAndNoStore(t *testing.T) {
 				if optIn {
 					w.Header().Set(microcache.HeaderCache, "1")
 				}
+				io.WriteString(w, "ok")
 			}}
 			h := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true}).Middleware(be)
 			get(t, h, "/")

@@ -7,19 +7,42 @@ import (
 	"time"
 )
 
-// storeResponse ends fetch for a response that teaches the URL's options:
+// storeResponse ends fetch for a response that teaches the URL something:
 // it stores the options and, when it may, the response, in one Store that
 // succeeds only if the URL's epoch is still the one the plan read. A purge
 // that landed while the backend ran therefore wins: the response goes to
 // the clients that asked for it, and nothing is stored.
+//
+// An answer that cannot be stored for a reason of its own request (see
+// refusedForRequest) changes nothing but the URL's strike count: the
+// objects other clients are served, and their stale-if-error fallbacks,
+// stay. Only the origin's word, or HitForPassAfter such answers in a row,
+// make the URL pass through.
 func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResult, traits *responseTraits) {
-	storable := !res.streamed && r.Method == http.MethodGet && m.storable(res.status, traits)
-	opts := m.learn(traits)
+	v := m.judge(res.status, traits)
+	switch {
+	case res.streamed:
+		v = refusedByOrigin // a stream (or a body past MaxObjectSize) will stream again
+	case v == storeIt && (res.empty || res.lengthMismatch || res.trailer != nil):
+		v = refusedForRequest
+	}
+	var opts Options
+	if v == refusedForRequest && p.rec.HasOptions {
+		// This answer says nothing about the URL's other answers.
+		opts = p.rec.Options
+		opts.Strikes++
+		opts.Uncacheable = opts.Strikes >= HitForPassAfter
+	} else {
+		opts = m.learn(traits)
+		opts.Uncacheable = v == refusedByOrigin
+		if v == refusedForRequest {
+			opts.Strikes = 1
+		}
+	}
 	opts.Epoch = p.rec.Epoch
 	if opts.Epoch == 0 {
 		opts.Epoch = newEpoch() // the store creates the URL's record
 	}
-	opts.Uncacheable = !storable
 	res.opts = opts
 	res.objKey = p.keyUnder(&opts, r)
 	st := Store{URLKey: p.urlKey, Epoch: p.rec.Epoch, Options: &opts}
@@ -27,7 +50,7 @@ func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResu
 	case len(res.objKey) > maxKeySize:
 		// A hostile value of a varied header or parameter: this variant is
 		// not stored, but the URL stays cacheable for everyone else.
-	case storable:
+	case v == storeIt:
 		// Compressed before the store may be refused (a purge since, or a
 		// driver failure): rare, and then only wasted work.
 		if obj := m.newObject(r, res, p.background); obj != nil { // nil if it could not be compressed
@@ -37,7 +60,7 @@ func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResu
 			// keeps only the header's bytes alive.
 			res.contentLength = obj.contentLength()
 		}
-	case p.rec.HasOptions:
+	case v == refusedByOrigin && p.rec.HasOptions:
 		st.ObjectKey, st.Delete = res.objKey, true
 	}
 	stored, err := m.driver.Store(context.WithoutCancel(r.Context()), &st)

@@ -506,9 +506,9 @@ func TestEarlyHintsAndWriteHeaderQuirks(t *testing.T) {
 			w.WriteHeader(http.StatusInternalServerError) // superfluous: the status is 200
 		},
 		"/double-writeheader": func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(http.StatusCreated)
+			w.WriteHeader(http.StatusNonAuthoritativeInfo)
 			w.WriteHeader(http.StatusInternalServerError) // superfluous
-			io.WriteString(w, "created")
+			io.WriteString(w, "first status wins")
 		},
 		"/header-after-writeheader": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Early", "1")
