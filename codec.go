@@ -29,7 +29,7 @@ const (
 	optionsMagic   = 'O'
 	optionsVersion = 2
 	objectMagic    = 'B'
-	objectVersion  = 2
+	objectVersion  = 3
 )
 
 // Flag bits.
@@ -379,7 +379,7 @@ func (d *decoder) strings(what string) []string {
 }
 
 // fields decodes a header written by appendFields. Names must be in
-// strictly increasing order, each with at least one value, and replayable
+// strictly increasing order (a name may have no values), and replayable
 // (see isReplayable): SetHeader keeps no other. The checks read the input
 // in place; the header, once valid, is copied in one block, followed by
 // size as its Content-Length value.
@@ -398,8 +398,6 @@ func (d *decoder) fields(size int) headerFields {
 		case d.err != nil:
 		case i > 0 && bytes.Compare(name, prev) <= 0:
 			d.fail("header name %q out of order after %q", name, prev)
-		case count == 0:
-			d.fail("header name %q without values", name)
 		case !isReplayable(unsafe.String(unsafe.SliceData(name), len(name))):
 			d.fail("header %q is never stored", name)
 		}

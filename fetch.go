@@ -33,6 +33,7 @@ type fetchResult struct {
 	cancelled bool // the request's context ended before the handler returned
 	panicked  *panicked
 
+	age            int         // the Age the backend's response carried, in seconds; -1 when none
 	empty          bool        // the handler returned without writing anything
 	lengthMismatch bool        // the body does not match the declared Content-Length (kept in contentLength)
 	trailer        http.Header // trailers the handler set, to send after the body; nil when none

@@ -14,8 +14,9 @@ import (
 // of s hold the whole header in the encoding an encoded Object uses for it:
 // the number of names, then for each name, in increasing order, its length
 // and bytes, the number of its values, and each value's length and bytes,
-// all numbers as minimal uvarints. Names without values are not kept
-// (net/http sends nothing for them). The bytes after the encoding, when
+// all numbers as minimal uvarints. A name may have no values: net/http
+// sends nothing for it, but its presence suppresses what net/http would
+// add (a Date, a sniffed Content-Type), so it is kept. The bytes after the encoding, when
 // there are any, are the response's Content-Length value (see
 // withContentLength). n is the number of values, so that a replay sizes its
 // buffer at once.
@@ -65,7 +66,7 @@ func clientFields(h http.Header) headerFields {
 	names := buf[:0]
 	n := 0
 	for k, v := range h {
-		if len(v) == 0 || !isReplayable(k) || containsFold(named, k) {
+		if !isReplayable(k) || containsFold(named, k) {
 			continue
 		}
 		names = append(names, k)
@@ -98,7 +99,7 @@ func containsFold(names []string, name string) bool {
 // fieldsFrom encodes the values of h under names (n values in all) in
 // name order. names is sorted in place.
 func fieldsFrom(h http.Header, names []string, n int) headerFields {
-	if n == 0 {
+	if len(names) == 0 {
 		return headerFields{}
 	}
 	slices.Sort(names)

@@ -141,7 +141,7 @@ func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchR
 	if res.trailer != nil {
 		announceTrailer(w.Header(), res.trailer)
 	}
-	m.writeReplay(w, r, res.status, res.header, res.contentLength, res.body, StatusMiss, -1)
+	m.writeReplay(w, r, res.status, res.header, res.contentLength, res.body, StatusMiss, res.age)
 	if res.trailer != nil {
 		copyTrailer(w.Header(), res.trailer)
 	}

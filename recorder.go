@@ -42,6 +42,7 @@ type recorder struct {
 	traits        responseTraits
 	contentLength []string // the handler's own Content-Length, for streaming
 	declared      int64    // that Content-Length as a number; -1 when none or malformed
+	age           int      // the Age a cache behind the handler sent, in seconds; -1 when none
 	trailerNames  []string // the Trailer header's values: trailers announced before the body
 
 	implicit bool // the handler returned without writing anything
@@ -103,6 +104,13 @@ func (rec *recorder) writeHeaderLocked(code int) {
 	}
 	rec.wroteHeader = true
 	rec.status = code
+	if _, ok := rec.header["Date"]; !ok {
+		// Left to net/http, which would stamp each replay anew: the stored
+		// response keeps the Date it was produced with (RFC 9110 section
+		// 6.6.1). A nil Date, net/http's way to send none, is kept.
+		rec.header["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+	}
+	rec.age = parseAge(rec.header["Age"])
 	rec.traits = readTraits(rec.header)
 	rec.fields = clientFields(rec.header)
 	rec.contentLength = rec.header["Content-Length"]
@@ -167,6 +175,9 @@ func (rec *recorder) startStreamingLocked() {
 	}
 	if rec.trailerNames != nil {
 		lh["Trailer"] = rec.trailerNames
+	}
+	if rec.age >= 0 {
+		lh["Age"] = []string{strconv.Itoa(rec.age)}
 	}
 	if rec.exposed {
 		lh.Set(HeaderStatus, StatusMiss)
@@ -265,6 +276,7 @@ func (rec *recorder) finish(res *fetchResult) *responseTraits {
 	}
 	res.status, res.header, res.body, res.streamed = rec.status, rec.fields, rec.body, rec.streaming
 	res.empty = rec.implicit
+	res.age = rec.age
 	if !rec.streaming && rec.declared >= 0 && bodyAllowed(rec.status) && rec.declared != int64(len(rec.body)) {
 		res.lengthMismatch = true
 		res.contentLength = rec.contentLength[0]
@@ -296,4 +308,26 @@ func (rec *recorder) trailer() http.Header {
 		}
 	}
 	return t
+}
+
+// parseAge returns the seconds of an Age header (RFC 9111 section 5.1),
+// capped at 2^31, or -1 when there is none or it is not delta-seconds.
+func parseAge(values []string) int {
+	if len(values) == 0 {
+		return -1
+	}
+	v := strings.TrimSpace(values[0])
+	if v == "" {
+		return -1
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return -1
+		}
+	}
+	n, err := strconv.ParseUint(v, 10, 31)
+	if err != nil {
+		return 1 << 31 // too large: the cap RFC 9111 section 1.2.2 names
+	}
+	return int(n)
 }

@@ -253,3 +253,62 @@ func TestTrailersKept(t *testing.T) {
 		}
 	}
 }
+
+// An Age sent by a cache behind the handler passes through on a miss and
+// counts toward the Age of a hit (RFC 9111 sections 4.2.3 and 5.1); a
+// malformed one is ignored. A handler that leaves Date to net/http gets the
+// Date it was produced with on every hit, not a new one each time.
+func TestAgeAndDate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if age := r.URL.Query().Get("age"); age != "" {
+				w.Header().Set("Age", age)
+			}
+			io.WriteString(w, "call "+itoa(n))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Hour, HashQuery: true, Exposed: true}).Middleware(be)
+		miss := get(t, h, "/?age=100")
+		date := miss.Header.Get("Date")
+		if got := miss.Header.Get("Age"); got != "100" || date == "" {
+			t.Fatalf("miss: Age %q, Date %q; want the backend's 100 and a Date", got, date)
+		}
+		time.Sleep(5 * time.Second)
+		hit := get(t, h, "/?age=100")
+		if got := hit.Header.Get("Age"); state(hit) != "HIT" || got != "105" {
+			t.Errorf("hit: %s, Age %q, want HIT 105", state(hit), got)
+		}
+		if got := hit.Header.Get("Date"); got != date {
+			t.Errorf("hit: Date %q, want the stored %q", got, date)
+		}
+		get(t, h, "/?age=soon")
+		time.Sleep(time.Second)
+		if got := get(t, h, "/?age=soon").Header.Get("Age"); got != "1" {
+			t.Errorf("malformed upstream Age: hit Age %q, want 1", got)
+		}
+	})
+}
+
+// A nil header value is net/http's way to send no Date and no sniffed
+// Content-Type: a replayed hit honours it as the handler did.
+func TestNilHeaderValuesHonoured(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Date"] = nil
+		w.Header()["Content-Type"] = nil
+		io.WriteString(w, "<html><body>not sniffed</body></html>")
+	})
+	for _, h2 := range []bool{false, true} {
+		plain, cached := servePair(t, microcache.Config{TTL: time.Minute, Exposed: true}, h, h2)
+		want, _, _ := fetchAll(t, plain, "/")
+		for i := range 2 {
+			got, _, err := fetchAll(t, cached, "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"Date", "Content-Type"} {
+				if g, w := got.Header.Get(name), want.Header.Get(name); g != w {
+					t.Errorf("h2=%v #%d (%s): %s %q, without the cache %q", h2, i, state(got), name, g, w)
+				}
+			}
+		}
+	}
+}

@@ -76,11 +76,17 @@ func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResu
 // the caller to set. It returns nil, and reports, when compression fails.
 func (m *Microcache) newObject(r *http.Request, res *fetchResult, background bool) *Object {
 	now := time.Now()
+	produced := now
+	if res.age > 0 {
+		// A cache behind the handler held it that long already: Age on a
+		// hit counts from when it was produced (RFC 9111 section 4.2.3).
+		produced = now.Add(-time.Duration(res.age) * time.Second)
+	}
 	obj := &Object{
 		Status:               res.status,
 		Body:                 res.body,
 		Size:                 len(res.body),
-		Date:                 now,
+		Date:                 produced,
 		Expires:              now.Add(res.opts.TTL),
 		StaleWhileRevalidate: res.opts.StaleWhileRevalidate,
 		StaleIfError:         res.opts.StaleIfError,
