@@ -13,6 +13,10 @@ const DefaultDriverSize = 10000
 // buffered and stored when [Config.MaxObjectSize] is zero: 4 MiB.
 const DefaultMaxObjectSize = 4 << 20
 
+// DefaultMaxRevalidations is the number of background refreshes that may
+// run at once when [Config.MaxRevalidations] is zero.
+const DefaultMaxRevalidations = 32
+
 // Config configures a [Microcache]. The zero value is valid but caches
 // nothing useful: with a zero TTL every stored response is stale at once.
 // Real deployments set at least TTL.
@@ -107,6 +111,14 @@ type Config struct {
 	// DefaultMaxObjectSize; a negative value means no limit.
 	MaxObjectSize int
 
+	// MaxRevalidations bounds the background refreshes (see
+	// StaleWhileRevalidate) running at once, so that one client walking
+	// many stale URLs cannot start as many backend calls. Past it a stale
+	// object is served without starting a refresh, and counted in
+	// Stats.RevalidationsSkipped. Zero means DefaultMaxRevalidations; a
+	// negative value means no limit.
+	MaxRevalidations int
+
 	// Monitor, when not nil, receives [Stats] every Monitor.Interval().
 	// If it also implements [ErrorMonitor] it receives each failure as it
 	// happens.
@@ -135,6 +147,12 @@ func (c Config) normalized() Config {
 		c.MaxObjectSize = DefaultMaxObjectSize
 	case c.MaxObjectSize < 0:
 		c.MaxObjectSize = int(^uint(0) >> 1)
+	}
+	switch {
+	case c.MaxRevalidations == 0:
+		c.MaxRevalidations = DefaultMaxRevalidations
+	case c.MaxRevalidations < 0:
+		c.MaxRevalidations = int(^uint(0) >> 1)
 	}
 	c.QueryIgnore = slices.Clone(c.QueryIgnore)
 	c.Vary = canonicalNames(c.Vary)

@@ -21,7 +21,8 @@ type counters struct {
 type counterStripe struct {
 	hits, misses, stales, passes, backend atomic.Int64
 	errors, timeouts, panics, cacheErrors atomic.Int64
-	_                                     [128 - 9*8]byte
+	revalidationsSkipped                  atomic.Int64
+	_                                     [128 - 10*8]byte
 }
 
 // stripe returns a stripe to add to.
@@ -44,6 +45,7 @@ func (c *counters) take() Stats {
 		s.Timeouts += int(p.timeouts.Swap(0))
 		s.Panics += int(p.panics.Swap(0))
 		s.CacheErrors += int(p.cacheErrors.Swap(0))
+		s.RevalidationsSkipped += int(p.revalidationsSkipped.Swap(0))
 	}
 	return s
 }
@@ -60,3 +62,5 @@ func misses(c *counterStripe) *atomic.Int64       { return &c.misses }
 func stales(c *counterStripe) *atomic.Int64       { return &c.stales }
 func passes(c *counterStripe) *atomic.Int64       { return &c.passes }
 func backendCalls(c *counterStripe) *atomic.Int64 { return &c.backend }
+
+func revalidationsSkipped(c *counterStripe) *atomic.Int64 { return &c.revalidationsSkipped }

@@ -136,6 +136,7 @@ func (s *statsMonitor) Log(st microcache.Stats) {
 	s.total.Timeouts += st.Timeouts
 	s.total.Panics += st.Panics
 	s.total.CacheErrors += st.CacheErrors
+	s.total.RevalidationsSkipped += st.RevalidationsSkipped
 	s.total.StoredBytes = st.StoredBytes
 	s.total.Evictions += st.Evictions
 }

@@ -107,6 +107,9 @@ type Stats struct {
 	// CacheErrors: driver and compressor failures and corrupt objects. They
 	// never fail a request.
 	CacheErrors int
+	// RevalidationsSkipped: stale objects served without starting a
+	// background refresh because Config.MaxRevalidations were running.
+	RevalidationsSkipped int
 	// StoredBytes is the bytes the driver held when the report was made,
 	// and Evictions the records it evicted to respect its limits since the
 	// previous report; both are 0 for drivers that do not implement

@@ -18,6 +18,12 @@ func (m *Microcache) revalidate(next http.Handler, r *http.Request, lk *lookup) 
 	if _, busy := m.revalidating[objKey]; busy {
 		return true
 	}
+	if len(m.revalidating) >= m.cfg.MaxRevalidations {
+		// Serve stale without a refresh: the next request for the object
+		// tries again.
+		m.count(revalidationsSkipped)
+		return true
+	}
 	m.revalidating[objKey] = struct{}{}
 	m.background.Add(1)
 
