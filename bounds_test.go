@@ -3,6 +3,7 @@ package microcache_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -50,6 +51,79 @@ func TestRevalidationsBounded(t *testing.T) {
 		c.Stop()
 		if got := mon.total.RevalidationsSkipped; got != urls-limit {
 			t.Errorf("RevalidationsSkipped = %d, want %d", got, urls-limit)
+		}
+	})
+}
+
+// While a handler abandoned after its Timeout still runs, a request for the
+// same object gets the stale copy when one is allowed, at once, rather than
+// starting another handler.
+func TestAbandonedHandlerServesStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if n == 2 {
+				<-release // ignores r.Context()
+			}
+			io.WriteString(w, "call "+itoa(n))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Second, StaleIfError: time.Hour, Timeout: time.Second, Exposed: true}).Middleware(be)
+		expect(t, get(t, h, "/"), "MISS", "call 1")
+		time.Sleep(2 * time.Second)
+		expect(t, get(t, h, "/"), "STALE", "call 1") // call 2 times out
+		start := time.Now()
+		for range 5 {
+			expect(t, get(t, h, "/"), "STALE", "call 1")
+		}
+		if time.Since(start) != 0 || be.n() != 2 {
+			t.Errorf("waited %v, %d backend calls; want stale at once and no new call", time.Since(start), be.n())
+		}
+		close(release)
+		synctest.Wait()
+		expect(t, get(t, h, "/"), "MISS", "call 3")
+	})
+}
+
+// Requests collapsed onto a call whose response starts streaming (it
+// flushes, like server-sent events) are released at once, each to make its
+// own call, instead of waiting for the whole stream; and Timeout does not
+// cut off a response that streams.
+func TestCollapsedWaitersReleasedWhenLeaderStreams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		end := make(chan struct{})
+		var cancelled atomic.Int64
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			io.WriteString(w, "event "+itoa(n)+"\n")
+			http.NewResponseController(w).Flush()
+			select {
+			case <-end:
+			case <-r.Context().Done():
+				cancelled.Add(1)
+			}
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true, Timeout: time.Second, Exposed: true}).Middleware(be)
+		streams := make(chan string, 3)
+		for range 3 {
+			go func() {
+				rr := httptest.NewRecorder()
+				h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/events", nil))
+				streams <- rr.Body.String()
+			}()
+		}
+		synctest.Wait()
+		if be.n() != 3 {
+			t.Errorf("%d streams open, want 3: collapsed requests waited for the first stream", be.n())
+		}
+		time.Sleep(time.Minute) // far past Timeout
+		synctest.Wait()
+		if cancelled.Load() != 0 {
+			t.Errorf("%d streams cancelled by Timeout", cancelled.Load())
+		}
+		close(end)
+		for range 3 {
+			if s := <-streams; s == "" {
+				t.Error("a stream's client got nothing")
+			}
 		}
 	})
 }

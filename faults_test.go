@@ -287,8 +287,10 @@ func TestSlowClientDoesNotBlockKey(t *testing.T) {
 
 // A backend that ignores its context after the Timeout holds neither its
 // client (503 exactly at the Timeout) nor later requests for the key, with
-// or without collapsed forwarding. Its goroutine ends when it returns, and
-// Stop waits for that.
+// or without collapsed forwarding; and while it still runs, later requests
+// for the key do not start another handler (which would hang the same
+// way, one goroutine per request): they get 503 at once. Its goroutine
+// ends when it returns, and Stop waits for that.
 func TestFaultTimeoutIgnoredContext(t *testing.T) {
 	for _, collapse := range []bool{false, true} {
 		name := "plain"
@@ -315,10 +317,13 @@ func TestFaultTimeoutIgnoredContext(t *testing.T) {
 				if res.StatusCode != http.StatusServiceUnavailable || time.Since(start) != time.Second {
 					t.Errorf("status %d after %v, want 503 after 1s", res.StatusCode, time.Since(start))
 				}
-				expect(t, get(t, h, "/"), "MISS", "call 2")
-				expect(t, get(t, h, "/"), "HIT", "call 2")
-				if time.Since(start) != time.Second {
-					t.Errorf("later requests waited for the stalled backend: %v", time.Since(start))
+				for range 20 {
+					if res := get(t, h, "/"); res.StatusCode != http.StatusServiceUnavailable {
+						t.Fatalf("while the abandoned handler runs: status %d, want 503 at once", res.StatusCode)
+					}
+				}
+				if time.Since(start) != time.Second || be.n() != 1 {
+					t.Errorf("later requests waited %v for the stalled backend, or called it (%d calls)", time.Since(start), be.n())
 				}
 
 				stopped := make(chan struct{})
@@ -337,6 +342,9 @@ func TestFaultTimeoutIgnoredContext(t *testing.T) {
 				if err := <-late; !errors.Is(err, http.ErrHandlerTimeout) {
 					t.Errorf("late write: %v, want http.ErrHandlerTimeout", err)
 				}
+				// Once it has returned, the key is fetched again.
+				expect(t, get(t, h, "/"), "MISS", "call 2")
+				expect(t, get(t, h, "/"), "HIT", "call 2")
 			})
 		})
 	}

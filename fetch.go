@@ -93,7 +93,8 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, p *fetchPlan, liv
 	}{}
 	rec, res := &call.rec, &call.res
 	rec.init(live, m.cfg.MaxObjectSize, m.cfg.Exposed)
-	res.timedOut, res.panicked = m.run(next, r, rec)
+	rec.onStream = p.released
+	res.timedOut, res.panicked = m.run(next, r, rec, p.objKey)
 	traits := rec.finish(res)
 	// A handler whose context ended (its client left) may have answered
 	// with anything: that answer is for nobody else.
@@ -140,15 +141,21 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, p *fetchPlan, liv
 // run calls next with rec, recovering a panic. With a Timeout it runs next
 // on its own goroutine and gives up waiting when the Timeout passes: the
 // request's context is cancelled, rec is abandoned (later writes are
-// discarded) and the goroutine ends when next returns.
-func (m *Microcache) run(next http.Handler, r *http.Request, rec *recorder) (timedOut bool, p *panicked) {
+// discarded), and until next returns the object key counts as still
+// running (see stillRunning). A response that has started streaming to
+// its client by then is not cut off: it runs to its end.
+func (m *Microcache) run(next http.Handler, r *http.Request, rec *recorder, key string) (timedOut bool, p *panicked) {
 	if m.cfg.Timeout <= 0 {
 		return false, call(next, rec, r)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), m.cfg.Timeout)
+	// Cancelled by hand rather than by a deadline, so that a stream (a
+	// long poll that answers in pieces) keeps its context past Timeout.
+	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	done := make(chan *panicked, 1)
+	finished := make(chan struct{})
 	m.goTracked(func() {
+		defer close(finished)
 		p := call(next, rec, r.WithContext(ctx))
 		if p != nil && !p.isAbort() && rec.isAbandoned() {
 			// Nobody waits for this result any more; still report it.
@@ -164,11 +171,35 @@ func (m *Microcache) run(next http.Handler, r *http.Request, rec *recorder) (tim
 	case <-timer.C:
 	}
 	if rec.abandon() {
+		m.trackAbandoned(key, finished)
 		return true, nil
 	}
 	// The response is already streaming to the client: it cannot be
 	// replaced any more, so it runs to its end.
 	return false, <-done
+}
+
+// trackAbandoned counts key as still running until finished is closed.
+func (m *Microcache) trackAbandoned(key string, finished <-chan struct{}) {
+	m.mu.Lock()
+	m.abandoned[key]++
+	m.mu.Unlock()
+	m.goTracked(func() {
+		<-finished
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.abandoned[key]--; m.abandoned[key] <= 0 {
+			delete(m.abandoned, key)
+		}
+	})
+}
+
+// stillRunning reports whether a handler abandoned after a Timeout still
+// runs for the object key.
+func (m *Microcache) stillRunning(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.abandoned[key] > 0
 }
 
 // call runs next, returning a recovered panic instead of panicking.

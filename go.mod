@@ -7,5 +7,4 @@ require (
 	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/klauspost/compress v1.20.3
 	go.uber.org/goleak v1.3.0
-	golang.org/x/sync v0.22.0
 )

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // Microcache is an HTTP microcache: [Microcache.Middleware] wraps a handler
@@ -23,12 +21,13 @@ type Microcache struct {
 	errMon  ErrorMonitor // nil unless monitor implements it
 	stats   *counters    // nil when monitor is nil
 
-	collapse singleflight.Group // concurrent misses, keyed by object key
+	collapse flights // concurrent misses, keyed by object key
 
 	lifecycle sync.Mutex // serializes Start and Stop, so one monitor goroutine runs at a time
 
 	mu           sync.Mutex          // guards the fields below
 	revalidating map[string]struct{} // object keys with a background refresh under way
+	abandoned    map[string]int      // object keys with handlers still running after a Timeout, and how many
 	running      bool                // between Start and Stop
 	stopMonitor  chan struct{}       // closed by Stop
 	monitorDone  chan struct{}       // closed when the monitor goroutine ends
@@ -50,6 +49,7 @@ func New(cfg Config) *Microcache {
 		hot:          hotBodies{max: hotBytes},
 		monitor:      cfg.Monitor,
 		revalidating: make(map[string]struct{}),
+		abandoned:    make(map[string]int),
 	}
 	if m.monitor != nil {
 		m.stats = new(counters)

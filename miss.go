@@ -21,6 +21,11 @@ type fetchPlan struct {
 	fallbackBody []byte
 
 	background bool // a stale-while-revalidate refresh, with no client waiting
+
+	// released, when not nil, is called once the response starts
+	// streaming to the leader's client: collapsed waiters then stop
+	// waiting and make their own calls.
+	released func()
 }
 
 // plan returns the fetchPlan of a lookup.
@@ -58,6 +63,13 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup) {
 	if lk.rec.HasOptions {
 		collapse = lk.rec.Options.CollapsedForwarding
 	}
+	if m.cfg.Timeout > 0 && m.stillRunning(plan.objKey) {
+		// A handler abandoned after a Timeout still runs for this object:
+		// another call would most likely hang on the same dependency, and
+		// handlers would pile up. Answer as the timeout did.
+		m.respond(w, r, &fetchResult{timedOut: true}, &plan)
+		return
+	}
 	if !collapse {
 		res := m.fetch(h.next, fwd, &plan, w)
 		m.respond(w, r, res, &plan)
@@ -74,17 +86,16 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup) {
 	if !lk.rec.HasOptions {
 		flightKey = objectKey(plan.urlKey, &Options{Vary: m.cfg.Vary}, r)
 	}
-	leader := false
-	v, _, _ := m.collapse.Do(flightKey, func() (any, error) {
-		leader = true
+	res, leader := m.collapse.do(flightKey, func(f *flight) *fetchResult {
 		shared := fwd
 		if m.cfg.Timeout > 0 {
 			shared = fwd.WithContext(context.WithoutCancel(fwd.Context()))
 		}
-		return m.fetch(h.next, shared, &plan, w), nil
+		lead := plan // the waiters' plan has no release
+		lead.released = func() { f.release(nil) }
+		return m.fetch(h.next, shared, &lead, w)
 	})
-	res := v.(*fetchResult)
-	if !leader && (!res.shareable() || (res.stored && plan.keyUnder(&res.opts, r) != res.objKey)) {
+	if !leader && (res == nil || !res.shareable() || (res.stored && plan.keyUnder(&res.opts, r) != res.objKey)) {
 		// Not for this client: its own backend call, concurrently with the
 		// other waiters.
 		res = m.fetch(h.next, fwd, &plan, w)

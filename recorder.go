@@ -45,7 +45,8 @@ type recorder struct {
 	age           int      // the Age a cache behind the handler sent, in seconds; -1 when none
 	trailerNames  []string // the Trailer header's values: trailers announced before the body
 
-	implicit bool // the handler returned without writing anything
+	implicit bool   // the handler returned without writing anything
+	onStream func() // called, with mu held, when the response starts streaming; may be nil
 }
 
 // init readies a zero recorder to record a response of at most limit
@@ -164,6 +165,9 @@ func (rec *recorder) sizeHint(n int) int {
 // sends it the header and what was buffered so far.
 func (rec *recorder) startStreamingLocked() {
 	rec.streaming = true
+	if rec.onStream != nil {
+		rec.onStream()
+	}
 	if rec.live == nil {
 		rec.body = nil
 		return

@@ -1,0 +1,62 @@
+package microcache
+
+import "sync"
+
+// flights collapses concurrent misses for one object onto one backend
+// call (collapsed forwarding). Unlike golang.org/x/sync/singleflight, a
+// call can release its waiters before it returns: when its response
+// starts streaming to the leader's client, the waiters must not wait for
+// the whole stream (an SSE connection may last for hours), so each makes
+// its own call at once. The zero value is ready to use; it is safe for
+// concurrent use.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight // guarded by mu
+}
+
+// flight is one collapsed backend call. res is written once, before done
+// is closed, and only read after.
+type flight struct {
+	g    *flights
+	key  string
+	once sync.Once
+	done chan struct{}
+	res  *fetchResult // nil: nothing to share, every waiter calls the backend itself
+}
+
+// do calls fn, unless a call for key is under way: then it waits for that
+// call's result (or its early release) and returns it with leader false.
+// fn receives its flight, to release the waiters early.
+func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchResult, leader bool) {
+	g.mu.Lock()
+	if f, ok := g.m[key]; ok {
+		g.mu.Unlock()
+		<-f.done
+		return f.res, false
+	}
+	if g.m == nil {
+		g.m = make(map[string]*flight)
+	}
+	f := &flight{g: g, key: key, done: make(chan struct{})}
+	g.m[key] = f
+	g.mu.Unlock()
+	defer f.release(nil) // fn panicked (it recovers the handler's panics, but a monitor may panic): waiters fetch themselves
+	res = fn(f)
+	f.release(res)
+	return res, true
+}
+
+// release hands res to the flight's waiters, once, and forgets the flight,
+// so that later requests start a call of their own. Safe to call more than
+// once and from any goroutine; only the first call counts.
+func (f *flight) release(res *fetchResult) {
+	f.once.Do(func() {
+		f.res = res
+		f.g.mu.Lock()
+		if f.g.m[f.key] == f {
+			delete(f.g.m, f.key)
+		}
+		f.g.mu.Unlock()
+		close(f.done)
+	})
+}
