@@ -96,6 +96,16 @@ type Config struct {
 	// with "Vary" and "microcache-vary".
 	Vary []string
 
+	// SessionCookies lists the names of request cookies that mark a
+	// request as one user's (a session or login cookie, say): a request
+	// carrying any of them is passed straight through, never answered from
+	// the cache nor stored, as requests with an Authorization header are.
+	// Names are matched exactly. Nil means none: then the cache does not
+	// look at request cookies at all, and a page personalised by a cookie
+	// must say so itself (Cache-Control: private, or microcache-nocache),
+	// or it is shared with everyone.
+	SessionCookies []string
+
 	// Exposed, when true, adds the header "microcache: HIT", "MISS" or
 	// "STALE" to every response the middleware handles.
 	Exposed bool
@@ -155,6 +165,7 @@ func (c Config) normalized() Config {
 		c.MaxRevalidations = int(^uint(0) >> 1)
 	}
 	c.QueryIgnore = slices.Clone(c.QueryIgnore)
+	c.SessionCookies = slices.Clone(c.SessionCookies)
 	c.Vary = canonicalNames(c.Vary)
 	if c.Driver == nil {
 		c.Driver = NewDriverLRU(DefaultDriverSize)

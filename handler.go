@@ -3,6 +3,8 @@ package microcache
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 )
 
 // handler is what Middleware returns: the request flow around next.
@@ -45,7 +47,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // pass).
 func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 	m := h.m
-	if bypassCache(r) {
+	if m.bypassCache(r) {
 		h.pass(w, r, false)
 		return
 	}
@@ -99,11 +101,30 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 
 // bypassCache reports whether r must neither be answered from nor stored in
 // the cache: it carries credentials (a response fetched for other
-// credentials must never answer it), or a body (which may select the
+// credentials must never answer it), a session cookie named in
+// Config.SessionCookies (likewise), or a body (which may select the
 // response, a known cache-poisoning vector).
-func bypassCache(r *http.Request) bool {
+func (m *Microcache) bypassCache(r *http.Request) bool {
 	return len(r.Header["Authorization"]) > 0 ||
-		r.ContentLength != 0 || len(r.TransferEncoding) > 0
+		r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
+		(len(m.cfg.SessionCookies) > 0 && hasCookie(r.Header["Cookie"], m.cfg.SessionCookies))
+}
+
+// hasCookie reports whether the Cookie header values carry a cookie with
+// one of names (compared exactly: cookie names are case-sensitive),
+// without allocating.
+func hasCookie(values []string, names []string) bool {
+	for _, v := range values {
+		for v != "" {
+			var pair string
+			pair, v, _ = strings.Cut(v, ";")
+			name, _, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if slices.Contains(names, strings.TrimSpace(name)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isUpgrade reports whether r asks to switch protocols: "upgrade" is one of

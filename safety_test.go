@@ -205,3 +205,24 @@ func TestInvalidStatusIsABackendPanic(t *testing.T) {
 		}
 	})
 }
+
+// A page personalised by a session cookie (no Set-Cookie, no private) is
+// kept per user with SessionCookies: requests carrying a named cookie pass
+// straight through both ways, so alice's page is never stored nor served
+// to bob or to anonymous users, who share the public page.
+func TestSessionCookiesBypass(t *testing.T) {
+	be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+		user := "anonymous"
+		if c, err := r.Cookie("sid"); err == nil {
+			user = c.Value
+		}
+		io.WriteString(w, "hello "+user)
+	}}
+	h := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true, SessionCookies: []string{"sid"}}).Middleware(be)
+	expect(t, get(t, h, "/", "Cookie", "theme=dark; sid=alice"), "MISS", "hello alice")
+	expect(t, get(t, h, "/", "Cookie", "sid=bob"), "MISS", "hello bob")
+	expect(t, get(t, h, "/"), "MISS", "hello anonymous")
+	expect(t, get(t, h, "/", "Cookie", "theme=dark"), "HIT", "hello anonymous")
+	expect(t, get(t, h, "/", "Cookie", "sid=alice"), "MISS", "hello alice")
+	expect(t, get(t, h, "/", "Cookie", "xsid=1", "Cookie", "a=b;  sid=carol"), "MISS", "hello carol")
+}
