@@ -3,6 +3,8 @@ package drivertest
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +15,8 @@ import (
 // Sizes of the concurrent subtests: small enough to run in well under a
 // second under -race on a busy machine, large enough to interleave.
 const (
-	purgeRounds      = 100  // purges in PurgeBeatsStore
+	purgeRounds      = 200  // purges in PurgeBeatsStore
+	purgesPerURL     = 10   // purges of each URL there
 	storeRoundsLimit = 5000 // bound on each storer's rounds there
 	concurrentOps    = 300  // operations per goroutine in Concurrent
 	concurrentProcs  = 4
@@ -55,31 +58,66 @@ func (l *epochLog) before(e uint64, place int) bool {
 // testPurgeBeatsStore checks "Every write that depends on what was read
 // is a [Store], which succeeds only if the URL's epoch is still the one
 // the caller read: a purge that lands while the backend runs ... therefore
-// always wins", with purges and stores racing on one URL (from no record
-// at all, so that the purge mark's clause is raced too).
+// always wins", and "A purge of a URL that has no epoch yet must still
+// leave one ..., so that a concurrent first fetch, which read no epoch,
+// fails its Store", with purges and stores racing.
 //
-// Storers loop: read the URL's record, then store (a plain object and a
-// variant, in turns, sometimes with options) with the epoch read, creating
-// options with a new epoch when the epoch read is 0. One purger loops:
-// Purge with a new epoch p, then read the record. The invariant checked is
-// the one that makes a purge safe: once Purge(p) has returned, the URL's
-// epoch is never one the URL may have had before the purge (an earlier
-// purge's epoch, or one a first store created from a read that may have
-// preceded the purge), since every object stored before the purge carries
-// such an epoch and would be served again. Its epoch is p, or, if the
-// driver dropped the record (which a driver may do), 0 or one a first
-// store created from a read made after the purge. Options read always
-// carry the record's epoch, and objects are always ones stored under
-// their key. At the end, a store with the epoch read succeeds.
+// Two storers loop on the current URL: read its record, then store (a
+// plain object or a variant, often with options) with the epoch read,
+// creating options with a new epoch when the epoch read is 0. One purger
+// purges the URL repeatedly with new epochs, each time once a storer has
+// read the record and is about to store; it moves to a new URL (with no
+// record) every few purges, so that first stores race purge marks too.
+//
+// The invariant is what makes a purge safe: once Purge(p) has returned,
+// and until the next purge, the URL's epoch is never one it may have had
+// before the purge (an earlier purge's epoch, or one that a first store
+// created from a read that may have preceded the purge), since objects
+// stored before the purge carry such epochs and would be served again.
+// Lookup must return p or, if the driver dropped the record (which a
+// driver may do), 0 or an epoch that a first store created from a read
+// made after the purge. Both the purger (right after each purge) and the
+// storers (on each read) check it. Options read always carry the record's
+// epoch, and objects are always ones stored under their key. At the end,
+// a store with the epoch read succeeds.
 func testPurgeBeatsStore(tt *tester) {
-	const key = "race"
-	vk := key + "|v"
+	type purged struct {
+		key   string
+		epoch uint64
+		place int // in the log when the purge had returned
+	}
 	log := &epochLog{seq: make(map[uint64]int)}
-	var done atomic.Bool
-	var wg sync.WaitGroup
+	var (
+		cur     atomic.Pointer[string] // the URL being raced on
+		last    atomic.Pointer[purged] // the last purge that returned
+		done    atomic.Bool
+		ready   = make(chan struct{}, 1) // a storer read the record and is about to store
+		stopped = make(chan struct{})    // closed once every storer has returned
+		wg      sync.WaitGroup
+	)
+	firstKey := "race-0"
+	cur.Store(&firstKey)
+
+	// checkRead checks a record read under key after the purge p (nil:
+	// none) had returned.
+	checkRead := func(who, key string, p *purged, r microcache.Record) {
+		tt.checkRecord(key, r)
+		if p != nil && p.key == key && r.Epoch != p.epoch && log.before(r.Epoch, p.place) {
+			tt.t.Errorf("%s: after Purge(%q, %d) returned, Lookup found epoch %d, which the URL may have had before the purge: a store overwrote the purge",
+				who, key, p.epoch, r.Epoch)
+		}
+		if r.Object != nil {
+			if msg := checkContent(key, r.Object); msg != "" {
+				tt.t.Errorf("%s: Lookup(%q): %s", who, key, msg)
+			}
+		}
+	}
+
 	for s := range 2 {
 		wg.Go(func() {
 			for i := 0; i < storeRoundsLimit && !done.Load() && !tt.t.Failed(); i++ {
+				key := *cur.Load()
+				p := last.Load()
 				n := newEpoch()
 				log.add(n) // before the read: n may be created from it
 				r, err := tt.d.Lookup(tt.ctx, key)
@@ -87,19 +125,24 @@ func testPurgeBeatsStore(tt *tester) {
 					tt.t.Errorf("Lookup: %v", err)
 					return
 				}
-				tt.checkRecord(key, r)
+				checkRead("storer", key, p, r)
 				st := &microcache.Store{URLKey: key, Epoch: r.Epoch, ObjectKey: key}
 				after := r.Epoch
-				if r.Epoch == 0 || i%4 == 0 {
-					if r.Epoch == 0 {
-						after = n
-					}
+				if r.Epoch == 0 {
+					after = n
+				}
+				if r.Epoch == 0 || i%2 == 0 {
 					st.Options = options(after, time.Duration(i)*time.Second)
 				}
-				if i%2 == 1 {
-					st.ObjectKey = vk
+				if i%3 == 1 {
+					st.ObjectKey = key + "|v"
 				}
 				st.Object = tt.obj(st.ObjectKey, after, s*storeRoundsLimit+i)
+				select { // tell the purger a store is coming
+				case ready <- struct{}{}:
+				default:
+				}
+				runtime.Gosched() // the backend call, during which a purge may land
 				if _, err := tt.d.Store(tt.ctx, st); err != nil {
 					tt.t.Errorf("Store: %v", err)
 					return
@@ -107,42 +150,57 @@ func testPurgeBeatsStore(tt *tester) {
 			}
 		})
 	}
+	go func() {
+		wg.Wait()
+		close(stopped)
+	}()
 
-	checkObject := func(what, k string, o *microcache.Object) {
-		if o == nil {
-			return
-		}
-		if msg := checkContent(k, o); msg != "" {
-			tt.t.Errorf("%s: %s", what, msg)
-		}
-	}
+	key := firstKey
+purges:
 	for i := 0; i < purgeRounds && !tt.t.Failed(); i++ {
+		if i > 0 && i%purgesPerURL == 0 {
+			next := "race-" + strconv.Itoa(i/purgesPerURL)
+			cur.Store(&next)
+			key = next
+		}
+		// Purge when a storer has read the record and is about to
+		// store, sooner or later, so that purges land before, inside
+		// and after its Store.
+		select {
+		case <-ready:
+		case <-stopped:
+			break purges
+		}
+		for range i % 4 {
+			runtime.Gosched()
+		}
 		p := newEpoch()
 		log.add(p)
-		if err := tt.d.Purge(tt.ctx, key, p); err != nil {
+		err := tt.d.Purge(tt.ctx, key, p)
+		if err != nil {
 			tt.t.Errorf("Purge: %v", err)
 			break
 		}
-		place := log.now() // epochs logged from here on were read after the purge
+		last.Store(&purged{key: key, epoch: p, place: log.now()})
 		r, err := tt.d.Lookup(tt.ctx, key)
 		if err != nil {
 			tt.t.Errorf("Lookup: %v", err)
 			break
 		}
-		tt.checkRecord(key, r)
-		if r.Epoch != p && log.before(r.Epoch, place) {
-			tt.t.Errorf("after Purge(%d) returned, Lookup found epoch %d, which the URL may have had before the purge: a store overwrote the purge", p, r.Epoch)
-		}
-		checkObject("Lookup after Purge", key, r.Object)
-		o, err := tt.d.Object(tt.ctx, vk)
+		checkRead("purger", key, last.Load(), r)
+		o, err := tt.d.Object(tt.ctx, key+"|v")
 		if err != nil {
 			tt.t.Errorf("Object: %v", err)
 			break
 		}
-		checkObject("Object after Purge", vk, o)
+		if o != nil {
+			if msg := checkContent(key+"|v", o); msg != "" {
+				tt.t.Errorf("purger: Object(%q): %s", key+"|v", msg)
+			}
+		}
 	}
 	done.Store(true)
-	wg.Wait()
+	<-stopped
 	if tt.t.Failed() {
 		return
 	}
