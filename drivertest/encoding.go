@@ -38,9 +38,9 @@ import (
 // an ObjectKey; an object that [microcache.Object.MarshalBinary] rejects;
 // a Purge or PurgeTag with epoch 0.
 //
-// An EncodingDriver must be created with [NewEncodingDriver]. It is safe
-// for concurrent use, except that Fail must not be changed while a method
-// may be running.
+// The zero value is an empty driver ready to use. An EncodingDriver is
+// safe for concurrent use, except that Fail must not be changed while a
+// method may be running.
 type EncodingDriver struct {
 	// Fail, when not nil, is called with the method's name ("Lookup",
 	// "Object", "Store", "Purge" or "PurgeTag") at the start of every call
@@ -53,9 +53,9 @@ type EncodingDriver struct {
 	lookups, objectCalls, stores, purges, purgeTags atomic.Int64
 
 	mu      sync.Mutex
-	urls    map[string]*encodedURL     // by URL key; guarded by mu
-	objects map[string][]byte          // encoded objects by object key; guarded by mu
-	tags    map[string]map[string]bool // URL keys by tag; guarded by mu
+	urls    map[string]*encodedURL     // by URL key; guarded by mu, made on first write
+	objects map[string][]byte          // encoded objects by object key; guarded by mu, made on first write
+	tags    map[string]map[string]bool // URL keys by tag; guarded by mu, made on first write
 }
 
 // encodedURL is what an EncodingDriver holds for one URL: its epoch and
@@ -71,12 +71,15 @@ var _ microcache.Driver = (*EncodingDriver)(nil)
 // that break the caller's side of the [microcache.Driver] contract.
 var ErrMisuse = errors.New("drivertest: driver contract broken by the caller")
 
-// NewEncodingDriver returns an empty [EncodingDriver].
-func NewEncodingDriver() *EncodingDriver {
-	return &EncodingDriver{
-		urls:    make(map[string]*encodedURL),
-		objects: make(map[string][]byte),
-		tags:    make(map[string]map[string]bool),
+// NewEncodingDriver returns an empty [EncodingDriver], as new does.
+func NewEncodingDriver() *EncodingDriver { return new(EncodingDriver) }
+
+// init makes the maps before a write. The caller holds d.mu.
+func (d *EncodingDriver) init() {
+	if d.urls == nil {
+		d.urls = make(map[string]*encodedURL)
+		d.objects = make(map[string][]byte)
+		d.tags = make(map[string]map[string]bool)
 	}
 }
 
@@ -213,6 +216,7 @@ func (d *EncodingDriver) Store(_ context.Context, s *microcache.Store) (bool, er
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.init()
 	var cur uint64
 	if u := d.urls[s.URLKey]; u != nil {
 		cur = u.epoch
@@ -266,6 +270,7 @@ func (d *EncodingDriver) Purge(_ context.Context, urlKey string, epoch uint64) e
 
 // purge sets the epoch of urlKey. The caller holds d.mu.
 func (d *EncodingDriver) purge(urlKey string, epoch uint64) {
+	d.init()
 	if u := d.urls[urlKey]; u != nil {
 		u.epoch = epoch
 		return

@@ -151,3 +151,19 @@ func TestEncodingDriverMisuse(t *testing.T) {
 		})
 	}
 }
+
+// TestEncodingDriverZero checks that the zero value is a usable empty
+// driver.
+func TestEncodingDriverZero(t *testing.T) {
+	var d drivertest.EncodingDriver
+	ctx := t.Context()
+	if r, err := d.Lookup(ctx, "u"); err != nil || r.Epoch != 0 || d.Len() != 0 {
+		t.Errorf("zero driver: Lookup = %+v, %v; Len = %d", r, err, d.Len())
+	}
+	if err := d.PurgeTag(ctx, "t", 1); err != nil {
+		t.Errorf("zero driver: PurgeTag: %v", err)
+	}
+	if ok, err := d.Store(ctx, &microcache.Store{URLKey: "u", Options: &microcache.Options{Epoch: 1}}); !ok || err != nil {
+		t.Errorf("zero driver: Store = %v, %v", ok, err)
+	}
+}
