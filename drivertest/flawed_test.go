@@ -87,7 +87,12 @@ func (d *flawedDriver) Lookup(_ context.Context, urlKey string) (microcache.Reco
 func (d *flawedDriver) Object(_ context.Context, objKey string) (*microcache.Object, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.object(d.key(objKey)), nil
+	k := d.key(objKey)
+	if o := d.objects[k]; o != nil && d.flaw == "object-retains-key" {
+		delete(d.objects, k)
+		d.objects[objKey] = o
+	}
+	return d.object(k), nil
 }
 
 func (d *flawedDriver) object(k string) *microcache.Object {
@@ -247,6 +252,7 @@ var flaws = []struct {
 	{"purge-leaves-no-mark", []string{"PurgeMark"}},
 	{"purge-tag-ignored", []string{"PurgeTag"}},
 	{"lookup-retains-key", []string{"KeysNotRetained"}},
+	{"object-retains-key", []string{"KeysNotRetained"}},
 	{"keys-truncated", []string{"OpaqueKeys"}},
 	{"keys-nul-terminated", []string{"OpaqueKeys"}},
 	{"store-modifies-object", []string{"StoredValues"}},
