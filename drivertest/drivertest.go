@@ -32,8 +32,9 @@ import (
 // to TestDriver must keep all of that for as long as a subtest runs (a
 // few seconds), although the contract lets a driver drop records at any
 // time: the subtests check exactly what a driver that drops nothing must
-// return. Only where the suite stores more, or stores objects past their
-// RetainUntil, does it accept that records were dropped.
+// return. Only for objects stored past their RetainUntil (Expired), and
+// in the invariant of PurgeBeatsStore, does the suite accept that records
+// were dropped.
 const (
 	MinRecords    = 100
 	MinObjectSize = 4 << 10
@@ -61,7 +62,7 @@ const (
 //   - PurgeRecord: a Purge of a URL with options.
 //   - PurgeMark: a Purge of a URL with no record leaves a purge mark.
 //   - PurgeBeatsStore: concurrent stores never undo a purge.
-//   - PurgeTag: purging by tag, and the tag being forgotten.
+//   - PurgeTag: purging by tag, and by the same tag stored again since.
 //   - KeysNotRetained: Lookup and Object do not keep their key strings.
 //   - OpaqueKeys: keys are arbitrary bytes up to 8 KiB.
 //   - StoredValues: what is read back equals what was stored, and Store
