@@ -57,7 +57,8 @@ import (
 // context detached from the client's cancellation to Store, so that a
 // client that leaves never makes a fetched response half-stored. A Store
 // is all or nothing: its options, object, deletion and tags are either all
-// written or none is.
+// written or none is, and a concurrent Lookup or Object sees either none
+// of it or all of it.
 //
 // Objects handed to Store and returned by Lookup and Object are shared,
 // not copied: neither the driver nor the middleware modifies one after it
@@ -96,9 +97,11 @@ type Driver interface {
 	// followed by a write. The driver may drop the URL's objects.
 	Purge(ctx context.Context, urlKey string, epoch uint64) error
 
-	// PurgeTag purges, as Purge does with the same epoch, every URL that
-	// has stored an object carrying tag (see [Store.Tags]) since the tag
-	// was last purged, and forgets the tag.
+	// PurgeTag purges, as Purge does with the same epoch, every URL whose
+	// successful Store carried tag (see [Store.Tags]) since the tag was
+	// last purged, and forgets the tag: a URL tagged before is not purged
+	// by a later PurgeTag unless it was tagged again. Purging a tag no URL
+	// carries does nothing.
 	PurgeTag(ctx context.Context, tag string, epoch uint64) error
 
 	// Len returns the number of objects held, or -1 when the driver
@@ -136,16 +139,18 @@ type Record struct {
 // stored again (stale recache).
 //
 // It is written only if the URL's epoch is still Epoch; with a non-zero
-// IfDate, only if moreover the object under ObjectKey has that Date. A
-// driver does each Store in one atomic step (under one lock, in one
-// script), so no purge can land between the check and the write.
+// IfDate, only if moreover the object under ObjectKey has a Date that is
+// the same instant ([time.Time.Equal]). A driver does each Store in one
+// atomic step (under one lock, in one script), so no purge can land
+// between the check and the write. Deleting an absent object, or storing
+// an object already past its RetainUntil, is a successful Store.
 type Store struct {
 	// URLKey names the URL.
 	URLKey string
 
 	// Epoch is the URL's epoch as the caller read it ([Record.Epoch]); 0
 	// when it had none, in which case the store succeeds only if the URL
-	// still has none.
+	// still has none, and Options must be set (they create its epoch).
 	Epoch uint64
 
 	// Options, when not nil, replace the URL's options. Options.Epoch is
@@ -171,7 +176,8 @@ type Store struct {
 	IfDate time.Time
 
 	// Tags name the object for [Driver.PurgeTag]: purging any of them
-	// purges the URL. They count against the driver's limits.
+	// purges the URL (every variant: tags are kept per URL). They count
+	// against the driver's limits.
 	Tags []string
 }
 

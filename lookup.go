@@ -32,14 +32,6 @@ func (lk *lookup) objectKey() string {
 	return lk.url.String()
 }
 
-// opts returns the URL's options, or nil when it has none.
-func (lk *lookup) opts() *Options {
-	if !lk.rec.HasOptions {
-		return nil
-	}
-	return &lk.rec.Options
-}
-
 // uncacheable reports whether the URL's options say it passes through.
 func (lk *lookup) uncacheable() bool { return lk.rec.HasOptions && lk.rec.Options.Uncacheable }
 
