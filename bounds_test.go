@@ -29,7 +29,7 @@ func TestRevalidationsBounded(t *testing.T) {
 			io.WriteString(w, "call "+itoa(n))
 		}}
 		mon := &statsMonitor{}
-		c := microcache.New(microcache.Config{
+		c := newUnmanaged(microcache.Config{
 			TTL: time.Second, StaleWhileRevalidate: time.Hour, MaxRevalidations: limit,
 			Exposed: true, Monitor: mon,
 		})

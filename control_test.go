@@ -209,7 +209,7 @@ func TestCollapsedForwardingHeaders(t *testing.T) {
 				}
 				io.WriteString(w, "ok")
 			}}
-			h := microcache.New(microcache.Config{TTL: time.Minute, CollapsedForwarding: tc.cfg}).Middleware(be)
+			h := newUnmanaged(microcache.Config{TTL: time.Minute, CollapsedForwarding: tc.cfg}).Middleware(be)
 			get(t, h, "/") // learn the options; TTL 0 keeps it a miss
 			for range 3 {
 				go get(t, h, "/")

@@ -73,7 +73,7 @@ func TestDriverFaults(t *testing.T) {
 				}
 				w.Write([]byte("call " + itoa(n)))
 			}}
-			c := microcache.New(microcache.Config{TTL: time.Minute, Exposed: true, Driver: d, Monitor: mon})
+			c := newUnmanaged(microcache.Config{TTL: time.Minute, Exposed: true, Driver: d, Monitor: mon})
 			h := c.Middleware(be)
 			target := "/"
 			if op == "object" {
@@ -137,7 +137,7 @@ func TestCorruptObjects(t *testing.T) {
 			mon := &statsMonitor{}
 			d := &faultyDriver{Driver: microcache.NewDriverLRU(10), corrupt: corrupt}
 			be := &backend{}
-			c := microcache.New(microcache.Config{TTL: time.Minute, Exposed: true, Driver: d, Monitor: mon, Compressor: microcache.CompressorSnappy{}})
+			c := newUnmanaged(microcache.Config{TTL: time.Minute, Exposed: true, Driver: d, Monitor: mon, Compressor: microcache.CompressorSnappy{}})
 			h := c.Middleware(be)
 			get(t, h, "/")
 			d.fail.Store("corrupt")
@@ -158,7 +158,7 @@ func (failingCompressor) Compress(dst, src []byte) ([]byte, error) { return dst,
 func TestCompressorFault(t *testing.T) {
 	mon := &statsMonitor{}
 	be := &backend{}
-	c := microcache.New(microcache.Config{TTL: time.Minute, Exposed: true, Monitor: mon, Compressor: failingCompressor{}})
+	c := newUnmanaged(microcache.Config{TTL: time.Minute, Exposed: true, Monitor: mon, Compressor: failingCompressor{}})
 	h := c.Middleware(be)
 	expect(t, get(t, h, "/"), "MISS", "call 1")
 	expect(t, get(t, h, "/"), "MISS", "call 2")
@@ -183,7 +183,7 @@ func TestErrorEvents(t *testing.T) {
 			panic(errInjected)
 		}
 	}}
-	c := microcache.New(microcache.Config{TTL: time.Minute, Timeout: 50 * time.Millisecond, Monitor: mon})
+	c := newUnmanaged(microcache.Config{TTL: time.Minute, Timeout: 50 * time.Millisecond, Monitor: mon})
 	h := c.Middleware(be)
 	get(t, h, "/500")
 	get(t, h, "/slow")
@@ -217,7 +217,7 @@ func TestPanicAfterTimeoutIsReported(t *testing.T) {
 			panic("late")
 		}}
 		mon := &statsMonitor{}
-		c := microcache.New(microcache.Config{TTL: time.Minute, Timeout: time.Second, Monitor: mon})
+		c := newUnmanaged(microcache.Config{TTL: time.Minute, Timeout: time.Second, Monitor: mon})
 		if res := get(t, c.Middleware(be), "/"); res.StatusCode != 503 {
 			t.Errorf("status %d, want 503", res.StatusCode)
 		}

@@ -310,7 +310,7 @@ func TestFaultTimeoutIgnoredContext(t *testing.T) {
 					}
 					io.WriteString(w, "call "+itoa(n))
 				}}
-				c := microcache.New(microcache.Config{TTL: time.Minute, Timeout: time.Second, CollapsedForwarding: collapse, Exposed: true})
+				c := newUnmanaged(microcache.Config{TTL: time.Minute, Timeout: time.Second, CollapsedForwarding: collapse, Exposed: true})
 				h := c.Middleware(be)
 				start := time.Now()
 				res := get(t, h, "/")
@@ -427,7 +427,7 @@ func TestFaultStopReportsBackgroundWork(t *testing.T) {
 			io.WriteString(w, "call "+itoa(n))
 		}}
 		mon := &statsMonitor{}
-		c := microcache.New(microcache.Config{TTL: time.Second, StaleWhileRevalidate: time.Minute, Monitor: mon})
+		c := newUnmanaged(microcache.Config{TTL: time.Second, StaleWhileRevalidate: time.Minute, Monitor: mon})
 		h := c.Middleware(be)
 		get(t, h, "/")
 		time.Sleep(2 * time.Second)

@@ -116,7 +116,7 @@ func TestRevalidationPanicIsRecovered(t *testing.T) {
 			}
 			io.WriteString(w, "call 1")
 		}}
-		c := microcache.New(microcache.Config{TTL: time.Second, StaleWhileRevalidate: time.Minute, Exposed: true, Monitor: mon})
+		c := newUnmanaged(microcache.Config{TTL: time.Second, StaleWhileRevalidate: time.Minute, Exposed: true, Monitor: mon})
 		h := c.Middleware(be)
 		get(t, h, "/")
 		time.Sleep(2 * time.Second)
@@ -149,7 +149,7 @@ func TestRevalidationTimeout(t *testing.T) {
 			}
 			io.WriteString(w, "call 1")
 		}}
-		c := microcache.New(microcache.Config{TTL: time.Second, StaleWhileRevalidate: time.Minute, Timeout: 3 * time.Second, Exposed: true, Monitor: mon})
+		c := newUnmanaged(microcache.Config{TTL: time.Second, StaleWhileRevalidate: time.Minute, Timeout: 3 * time.Second, Exposed: true, Monitor: mon})
 		h := c.Middleware(be)
 		get(t, h, "/")
 		time.Sleep(2 * time.Second)

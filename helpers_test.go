@@ -1,6 +1,7 @@
 package microcache_test
 
 import (
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/httpimp/microcache"
+	"github.com/httpimp/microcache/drivertest"
 	"go.uber.org/goleak"
 )
 
@@ -52,10 +54,36 @@ func itoa(n int64) string {
 	}
 }
 
+// testDriver selects the driver that tests which do not choose one run on:
+// "" keeps the default DriverLRU; "encoding" stores every record as
+// MarshalBinary bytes and decodes it on every read, as a remote store
+// would, so the behavioural suite also proves the Driver contract is all
+// the flow relies on (CI runs the package both ways).
+var testDriver = flag.String("microcache.driver", "", `driver for tests that choose none: "" (DriverLRU) or "encoding"`)
+
+// withTestDriver returns cfg with the driver selected by -microcache.driver
+// when cfg has none.
+func withTestDriver(cfg microcache.Config) microcache.Config {
+	if cfg.Driver == nil && *testDriver == "encoding" {
+		cfg.Driver = drivertest.NewEncodingDriver()
+	}
+	return cfg
+}
+
+// encodingDriverRun reports whether tests that choose no driver run on the
+// encoding driver, which keeps no usage figures.
+func encodingDriverRun() bool { return *testDriver == "encoding" }
+
+// newUnmanaged returns a started cache on the test driver; the caller
+// stops it.
+func newUnmanaged(cfg microcache.Config) *microcache.Microcache {
+	return microcache.New(withTestDriver(cfg))
+}
+
 // newCache returns a started cache and registers its Stop.
 func newCache(t testing.TB, cfg microcache.Config) *microcache.Microcache {
 	t.Helper()
-	c := microcache.New(cfg)
+	c := newUnmanaged(cfg)
 	t.Cleanup(c.Stop)
 	return c
 }

@@ -10,13 +10,15 @@ import (
 	"time"
 
 	"github.com/httpimp/microcache"
+	"github.com/httpimp/microcache/drivertest"
 )
 
 // testDrivers are the drivers the interleaving tests run on: the in-memory
 // one, which keeps pointers, and ones that keep records as bytes.
 func testDrivers() map[string]func() microcache.Driver {
 	return map[string]func() microcache.Driver{
-		"lru": func() microcache.Driver { return microcache.NewDriverLRU(100) },
+		"lru":      func() microcache.Driver { return microcache.NewDriverLRU(100) },
+		"encoding": func() microcache.Driver { return drivertest.NewEncodingDriver() },
 	}
 }
 

@@ -194,7 +194,7 @@ func TestInvalidStatusIsABackendPanic(t *testing.T) {
 			io.WriteString(w, "call "+itoa(n))
 		}}
 		mon := &statsMonitor{}
-		c := microcache.New(microcache.Config{TTL: time.Second, StaleIfError: time.Minute, Exposed: true, Monitor: mon})
+		c := newUnmanaged(microcache.Config{TTL: time.Second, StaleIfError: time.Minute, Exposed: true, Monitor: mon})
 		h := c.Middleware(be)
 		get(t, h, "/")
 		time.Sleep(2 * time.Second)

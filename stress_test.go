@@ -90,7 +90,7 @@ func TestStress(t *testing.T) {
 	})
 
 	mon := &statsMonitor{}
-	c := microcache.New(microcache.Config{
+	c := newUnmanaged(microcache.Config{
 		TTL:                  50 * time.Millisecond,
 		StaleWhileRevalidate: 50 * time.Millisecond,
 		StaleIfError:         100 * time.Millisecond,
