@@ -37,17 +37,25 @@
 // # Safe by default
 //
 // A response is never stored when it sets a cookie, says Vary: *, has a
-// status other than 2xx or 3xx (206 and 304 excluded), or grows past
-// [Config.MaxObjectSize]; nor, unless it says "microcache-cache: 1", when
-// it says Cache-Control: private or no-store. Requests with an
-// Authorization header or a body are never answered from the cache. Range
+// status other than 2xx or 3xx (206 and 304 excluded), is a 201 or 202,
+// is empty (the handler wrote nothing), disagrees with its declared
+// Content-Length, carries trailers, or grows past [Config.MaxObjectSize];
+// nor, unless it says "microcache-cache: 1", when it says Cache-Control:
+// private or no-store. Requests with an Authorization header, a cookie
+// named in [Config.SessionCookies], or a body are never answered from the
+// cache. The cache does not otherwise look at request cookies: a page
+// personalised by a cookie must say so (private, microcache-nocache) or
+// name the cookie in SessionCookies. An answer that cannot be stored for a
+// reason of its own request never removes what other clients are served;
+// [HitForPassAfter] of them in a row make the URL pass through. Range
 // and conditional requests are answered from complete stored responses;
 // the backend is asked for the complete response. Cache keys include the
-// scheme, host, path, the sorted query (with [Config.HashQuery]) and the
-// X-Forwarded-Host, X-Forwarded-Proto and Forwarded headers, and are never
-// hashed, so they cannot collide. Without HashQuery the query is not part
-// of the key (only the parameters named by microcache-vary-query are): set
-// HashQuery unless responses never depend on the query.
+// connection's scheme, host, path, the sorted query (with
+// [Config.HashQuery]) and the X-Forwarded-Host, X-Forwarded-Proto and
+// Forwarded headers, and are never hashed, so they cannot collide. Without
+// HashQuery the query is not part of the key (only the parameters named by
+// microcache-vary-query are): set HashQuery unless responses never depend
+// on the query.
 //
 // A failing driver or compressor, or a corrupt stored object, never fails
 // a request: the backend answers, nothing is stored, and the failure is
