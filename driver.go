@@ -195,7 +195,11 @@ type DriverUsage interface {
 // that can elect one of them to fetch an object while the others wait, so
 // that concurrent misses across a fleet make one backend call (collapsed
 // forwarding beyond one process). The middleware uses it, when present, on
-// misses and background refreshes that collapse.
+// misses that collapse (the others wait, bounded by the lease's time to
+// live, then look the object up again once, and fetch it themselves if it
+// is still missing) and on background refreshes (only the holder
+// refreshes). The lease's time to live is [Config.Timeout], or
+// [DefaultLeaseTTL] without one.
 type DriverLeaser interface {
 	Driver
 
@@ -222,8 +226,9 @@ type PurgeEvent struct {
 
 // DriverPurgeWatcher is implemented by a [Driver] shared by several
 // processes that can tell one process of the purges made by the others, so
-// that a process's local copies (see [NewDriverTiered]) are dropped at
-// once rather than when they expire.
+// that a process's local copies (a two-tier driver's in-process tier in
+// front of the shared store) are dropped at once rather than when they
+// expire.
 type DriverPurgeWatcher interface {
 	Driver
 

@@ -31,6 +31,7 @@ type fetchResult struct {
 
 	timedOut  bool
 	cancelled bool // the request's context ended before the handler returned
+	lookAgain bool // no call was made: another process held the fetch lease
 	panicked  *panicked
 
 	age            int         // the Age the backend's response carried, in seconds; -1 when none

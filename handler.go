@@ -27,7 +27,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		h.serveCacheable(w, r)
+		h.serveCacheable(w, r, true)
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 		// RFC 9111 section 4.4: a non-error answer to an unsafe method
 		// invalidates the target URI. Methods of unknown safety, which the
@@ -44,8 +44,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveCacheable handles GET and HEAD: from a fresh object (hit), from a
 // stale one while it is refreshed (stale), or from the backend (miss or
-// pass).
-func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
+// pass). mayWait is passed on to miss.
+func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request, mayWait bool) {
 	m := h.m
 	if m.bypassCache(r) {
 		h.pass(w, r, false)
@@ -96,7 +96,7 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request) {
 		h.pass(w, r, false)
 		return
 	}
-	h.miss(w, r, &lk)
+	h.miss(w, r, &lk, mayWait)
 }
 
 // bypassCache reports whether r must neither be answered from nor stored in

@@ -15,6 +15,7 @@ import (
 type Microcache struct {
 	cfg     Config // normalized copy; never modified after New
 	driver  Driver
+	leaser  DriverLeaser // the driver, when it offers fleet-wide fetch leases
 	clk     *clock
 	hot     hotBodies    // expanded bodies of compressed objects
 	monitor Monitor      // nil: no stats are counted
@@ -51,6 +52,7 @@ func New(cfg Config) *Microcache {
 		revalidating: make(map[string]struct{}),
 		abandoned:    make(map[string]int),
 	}
+	m.leaser, _ = m.driver.(DriverLeaser)
 	if m.monitor != nil {
 		m.stats = new(counters)
 		m.errMon, _ = m.monitor.(ErrorMonitor)

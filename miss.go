@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // fetchPlan is what one backend call for a GET starts from: the URL's
@@ -55,7 +56,9 @@ func varyAlike(a, b *Options) bool {
 
 // miss answers a GET that the cache could not answer, from the backend.
 // lk.obj is a stale object still within its stale-if-error window, or nil.
-func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup) {
+// With mayWait, a driver shared by several processes (DriverLeaser) may
+// make it wait for another process's call and look the object up again.
+func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, mayWait bool) {
 	m := h.m
 	fwd := forwardable(r)
 	plan := lk.plan()
@@ -91,10 +94,23 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup) {
 		if m.cfg.Timeout > 0 {
 			shared = fwd.WithContext(context.WithoutCancel(fwd.Context()))
 		}
+		if mayWait {
+			release, waited := m.lease(shared, flightKey)
+			if waited {
+				return &fetchResult{lookAgain: true}
+			}
+			defer release()
+		}
 		lead := plan // the waiters' plan has no release
 		lead.released = func() { f.release(nil) }
 		return m.fetch(h.next, shared, &lead, w)
 	})
+	if res != nil && res.lookAgain {
+		// Another process fetched (or gave up): everyone collapsed here
+		// looks the object up again, once, and fetches if still missing.
+		h.serveCacheable(w, r, false)
+		return
+	}
 	if !leader && (res == nil || !res.shareable() || (res.stored && plan.keyUnder(&res.opts, r) != res.objKey)) {
 		// Not for this client: its own backend call, concurrently with the
 		// other waiters.
@@ -179,4 +195,43 @@ func copyTrailer(h, t http.Header) {
 	for k, v := range t {
 		h[k] = v
 	}
+}
+
+// DefaultLeaseTTL bounds a fleet-wide fetch lease (see [DriverLeaser]), and
+// how long other processes wait for it, when [Config.Timeout] is zero;
+// with a Timeout, the Timeout does.
+const DefaultLeaseTTL = 5 * time.Second
+
+// leaseTTL returns how long a fetch lease lasts and is waited for.
+func (m *Microcache) leaseTTL() time.Duration {
+	if m.cfg.Timeout > 0 {
+		return m.cfg.Timeout
+	}
+	return DefaultLeaseTTL
+}
+
+// lease takes the fleet-wide fetch lease on key when the driver offers
+// one. It returns the release to call once the fetch is stored, or, when
+// another process holds the lease, waits for it (bounded by leaseTTL) and
+// returns waited true: the caller then looks the object up again. A driver
+// error is reported and the caller fetches as if there were no lease.
+func (m *Microcache) lease(r *http.Request, key string) (release func(), waited bool) {
+	if m.leaser == nil {
+		return func() {}, false
+	}
+	ttl := m.leaseTTL()
+	release, held, err := m.leaser.Lease(r.Context(), key, ttl)
+	if err != nil {
+		m.driverFailed(r, err)
+		return func() {}, false
+	}
+	if held {
+		return release, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), ttl)
+	defer cancel()
+	if err := m.leaser.Wait(ctx, key); err != nil && ctx.Err() == nil {
+		m.driverFailed(r, err)
+	}
+	return nil, true
 }

@@ -47,6 +47,18 @@ func (m *Microcache) revalidate(next http.Handler, r *http.Request, lk *lookup) 
 			delete(m.revalidating, objKey)
 			m.mu.Unlock()
 		}()
+		if m.leaser != nil {
+			// One process of a fleet refreshes; the others keep serving
+			// the stale object until its result is stored.
+			release, held, err := m.leaser.Lease(bg.Context(), objKey, m.leaseTTL())
+			if err != nil {
+				m.driverFailed(bg, err)
+			} else if !held {
+				return
+			} else {
+				defer release()
+			}
+		}
 		m.fetch(next, bg, &plan, nil)
 	}()
 	return true
