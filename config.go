@@ -1,6 +1,7 @@
 package microcache
 
 import (
+	"net/http"
 	"slices"
 	"time"
 )
@@ -106,6 +107,13 @@ type Config struct {
 	// or it is shared with everyone.
 	SessionCookies []string
 
+	// Passthrough, when not nil, is asked about every request before
+	// anything else: true sends it straight to the handler, uncached both
+	// ways (no lookup, nothing stored, no purge). It is called on the
+	// request's goroutine, possibly from many at once; keep it fast. Nil
+	// means no request is passed through for this reason.
+	Passthrough func(*http.Request) bool
+
 	// Exposed, when true, adds the header "microcache: HIT", "MISS" or
 	// "STALE" to every response the middleware handles.
 	Exposed bool
@@ -114,6 +122,24 @@ type Config struct {
 	// seconds since the backend produced the response) that is otherwise
 	// set on HIT and STALE responses.
 	SuppressAgeHeader bool
+
+	// CacheStatus, when not empty, makes every response the middleware
+	// handles carry an RFC 9211 Cache-Status header naming this cache,
+	// such as "edge; hit; ttl=12", "edge; fwd=uri-miss; fwd-status=200;
+	// stored", "edge; fwd=stale; fwd-status=503; ttl=-4" or "edge;
+	// fwd=bypass; detail=credentials" (see [Outcome]). A Cache-Status the
+	// backend set is replaced. Empty means no Cache-Status header.
+	CacheStatus string
+
+	// Observe, when not nil, is called once for every request the
+	// middleware handles, after the response has been written, with the
+	// request and how it was answered: for access logs and tracing. It is
+	// called on the request's goroutine, possibly from many at once, and
+	// never while the middleware holds a lock. Background refreshes are
+	// not requests: they are counted in Stats.Backend. A request whose
+	// handler panicked is observed (with Status 0 when no status was
+	// written) while the panic goes on to net/http. Nil means none.
+	Observe func(*http.Request, Outcome)
 
 	// MaxObjectSize is the largest body, in bytes, that is buffered and
 	// stored. A response that grows past it is streamed to the client

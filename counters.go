@@ -10,11 +10,10 @@ import (
 // rarely add to the same cache line.
 const counterStripes = 8
 
-// counters are the live counts behind Stats, striped (see counterStripes).
-// Adding is safe from any goroutine; take is for the reporting goroutine.
+// counters are the live counts behind Stats, striped (see counterStripes)
+// and cumulative since New. Adding and reading are safe from any goroutine.
 type counters struct {
-	stripes           [counterStripes]counterStripe
-	evictionsReported uint64 // driver evictions at the last report; only the reporting goroutine uses it
+	stripes [counterStripes]counterStripe
 }
 
 // counterStripe is one copy of the counts, padded to its own cache lines.
@@ -30,37 +29,31 @@ func (c *counters) stripe() *counterStripe {
 	return &c.stripes[rand.Uint32()%counterStripes]
 }
 
-// take returns the counts since the previous take, and resets them. Every
-// count lands in exactly one take.
-func (c *counters) take() Stats {
+// total returns the counts since the counters were made. Counts added
+// while it runs may or may not be included.
+func (c *counters) total() Stats {
 	var s Stats
 	for i := range c.stripes {
 		p := &c.stripes[i]
-		s.Hits += int(p.hits.Swap(0))
-		s.Misses += int(p.misses.Swap(0))
-		s.Stales += int(p.stales.Swap(0))
-		s.Passes += int(p.passes.Swap(0))
-		s.Backend += int(p.backend.Swap(0))
-		s.Errors += int(p.errors.Swap(0))
-		s.Timeouts += int(p.timeouts.Swap(0))
-		s.Panics += int(p.panics.Swap(0))
-		s.CacheErrors += int(p.cacheErrors.Swap(0))
-		s.RevalidationsSkipped += int(p.revalidationsSkipped.Swap(0))
+		s.Hits += int(p.hits.Load())
+		s.Misses += int(p.misses.Load())
+		s.Stales += int(p.stales.Load())
+		s.Passes += int(p.passes.Load())
+		s.Backend += int(p.backend.Load())
+		s.Errors += int(p.errors.Load())
+		s.Timeouts += int(p.timeouts.Load())
+		s.Panics += int(p.panics.Load())
+		s.CacheErrors += int(p.cacheErrors.Load())
+		s.RevalidationsSkipped += int(p.revalidationsSkipped.Load())
 	}
 	return s
 }
 
-// count adds one to the counter chosen by pick, when stats are kept.
+// count adds one to the counter chosen by pick.
 func (m *Microcache) count(pick func(*counterStripe) *atomic.Int64) {
-	if m.stats != nil {
-		pick(m.stats.stripe()).Add(1)
-	}
+	pick(m.stats.stripe()).Add(1)
 }
 
-func hits(c *counterStripe) *atomic.Int64         { return &c.hits }
-func misses(c *counterStripe) *atomic.Int64       { return &c.misses }
-func stales(c *counterStripe) *atomic.Int64       { return &c.stales }
-func passes(c *counterStripe) *atomic.Int64       { return &c.passes }
 func backendCalls(c *counterStripe) *atomic.Int64 { return &c.backend }
 
 func revalidationsSkipped(c *counterStripe) *atomic.Int64 { return &c.revalidationsSkipped }

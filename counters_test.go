@@ -5,40 +5,36 @@ import (
 	"testing"
 )
 
-// Counts added from many goroutines while reports are taken land in
-// exactly one report each.
+// Counts added from many goroutines all land, and totals read while they
+// are added never go backwards.
 func TestCountersExactUnderConcurrency(t *testing.T) {
-	m := &Microcache{stats: new(counters)}
+	m := &Microcache{stats: new(counters), driver: NewDriverLRU(1)}
 	const goroutines, each = 8, 5000
 	var wg sync.WaitGroup
 	for range goroutines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for range each {
-				m.count(hits)
+				m.report(nil, &Outcome{Kind: OutcomeHit})
 				m.fail(ErrorEvent{Kind: ErrorTimeout})
 			}
-		}()
+		})
 	}
 	done := make(chan struct{})
-	var total Stats
 	go func() {
 		defer close(done)
+		var prev Stats
 		for range 100 {
-			s := m.stats.take()
-			total.Hits += s.Hits
-			total.Errors += s.Errors
-			total.Timeouts += s.Timeouts
+			s := m.Stats()
+			if d := s.since(prev); d.Hits < 0 || d.Errors < 0 || d.Timeouts < 0 {
+				t.Errorf("totals went backwards: %+v after %+v", s, prev)
+			}
+			prev = s
 		}
 	}()
 	wg.Wait()
 	<-done
-	s := m.stats.take()
-	total.Hits += s.Hits
-	total.Errors += s.Errors
-	total.Timeouts += s.Timeouts
-	if want := goroutines * each; total.Hits != want || total.Errors != want || total.Timeouts != want {
-		t.Errorf("hits %d, errors %d, timeouts %d; want %d each", total.Hits, total.Errors, total.Timeouts, want)
+	s := m.Stats()
+	if want := goroutines * each; s.Hits != want || s.Errors != want || s.Timeouts != want {
+		t.Errorf("hits %d, errors %d, timeouts %d; want %d each", s.Hits, s.Errors, s.Timeouts, want)
 	}
 }

@@ -93,7 +93,8 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, p *fetchPlan, liv
 		res fetchResult
 	}{}
 	rec, res := &call.rec, &call.res
-	rec.init(live, m.cfg.MaxObjectSize, m.cfg.Exposed)
+	rec.init(m, live, m.cfg.MaxObjectSize)
+	rec.streamOut = Outcome{Kind: OutcomeMiss, Miss: p.miss, Streamed: true}
 	rec.onStream = p.released
 	res.timedOut, res.panicked = m.run(next, r, rec, p.objKey)
 	traits := rec.finish(res)

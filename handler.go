@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // handler is what Middleware returns: the request flow around next.
@@ -15,75 +16,87 @@ type handler struct {
 
 // ServeHTTP routes a request: GET and HEAD are answered from the cache when
 // they can be; POST, PUT, PATCH and DELETE pass through and purge the URL
-// on success; protocol upgrades and every other method pass through.
+// on success; protocol upgrades and every other method pass through. Every
+// request ends in one Outcome, reported once.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := h.m
-	if isUpgrade(r) {
+	var out Outcome
+	// Deferred, so that a request whose handler panics is counted too, as
+	// the panic goes on to net/http untouched.
+	defer m.report(r, &out)
+	switch {
+	case m.cfg.Passthrough != nil && m.cfg.Passthrough(r):
+		h.pass(w, r, false, PassPredicate, &out)
+	case isUpgrade(r):
 		// The pass-through writer removes control headers from the 101 and
 		// offers Hijack, Flush and Unwrap, so the handler reaches the
 		// connection as it would without the cache.
-		h.pass(w, r, false)
-		return
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		h.serveCacheable(w, r, true)
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		h.pass(w, r, false, PassUpgrade, &out)
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		h.serveCacheable(w, r, true, &out)
+	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodDelete:
 		// RFC 9111 section 4.4: a non-error answer to an unsafe method
 		// invalidates the target URI. Methods of unknown safety, which the
 		// RFC also names, do not purge here: handlers that ignore the
 		// method would let any client clear any URL with a made-up one.
-		p := h.pass(w, r, false)
+		p := h.pass(w, r, false, PassMethod, &out)
 		if s := p.finalStatus(); s >= 200 && s < 400 && !p.hijacked {
 			m.purge(r)
 		}
 	default:
-		h.pass(w, r, false)
+		h.pass(w, r, false, PassMethod, &out)
 	}
 }
 
 // serveCacheable handles GET and HEAD: from a fresh object (hit), from a
 // stale one while it is refreshed (stale), or from the backend (miss or
-// pass). mayWait is passed on to miss.
-func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request, mayWait bool) {
+// pass), and records how in out. mayWait is passed on to miss.
+func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request, mayWait bool, out *Outcome) {
 	m := h.m
-	if m.bypassCache(r) {
-		h.pass(w, r, false)
+	if why := m.bypassCache(r); why != PassNone {
+		h.pass(w, r, false, why, out)
 		return
 	}
 	var lk lookup
 	lk.url.build(m, r)
 	defer lk.done()
 	if lk.url.tooLong() {
-		h.pass(w, r, false)
+		h.pass(w, r, false, PassKeyTooLong, out)
 		return
 	}
 	if err := m.find(r, &lk); err != nil {
 		m.driverFailed(r, err)
-		h.pass(w, r, false)
+		h.pass(w, r, false, PassDriverError, out)
 		return
 	}
 	if lk.uncacheable() {
 		// Learn from this response too: the URL may have become cacheable.
-		if p := h.pass(w, r, r.Method == http.MethodGet); r.Method == http.MethodGet {
+		if p := h.pass(w, r, r.Method == http.MethodGet, PassUncacheable, out); r.Method == http.MethodGet {
 			m.relearn(r, &lk, p)
 		}
 		return
 	}
 
 	m.useObject(r, &lk)
+	miss := MissURI
+	switch {
+	case lk.obj != nil:
+		miss = MissStale
+	case lk.varies:
+		miss = MissVary
+	}
 	if obj := lk.obj; obj != nil {
 		t := timingsOf(m.clk, obj)
 		now := m.clk.now()
 		switch t.freshnessAt(now) {
 		case fresh:
-			m.count(hits)
-			m.writeObject(w, r, obj, &t, lk.body, StatusHit, now)
+			*out = Outcome{Kind: OutcomeHit, Status: obj.Status, TTL: time.Duration(t.fresh - now)}
+			m.writeObject(w, r, obj, &t, lk.body, out, now)
 			return
 		case staleRevalidate:
 			if m.revalidate(h.next, r, &lk) {
-				m.count(stales)
-				m.writeObject(w, r, obj, &t, lk.body, StatusStale, now)
+				*out = Outcome{Kind: OutcomeStale, Status: obj.Status, TTL: time.Duration(t.fresh - now)}
+				m.writeObject(w, r, obj, &t, lk.body, out, now)
 				return
 			}
 		}
@@ -93,21 +106,27 @@ func (h *handler) serveCacheable(w http.ResponseWriter, r *http.Request, mayWait
 	}
 	if r.Method == http.MethodHead {
 		// Only GET responses are stored; a HEAD miss goes through as it is.
-		h.pass(w, r, false)
+		h.pass(w, r, false, PassHead, out)
 		return
 	}
-	h.miss(w, r, &lk, mayWait)
+	h.miss(w, r, &lk, miss, mayWait, out)
 }
 
-// bypassCache reports whether r must neither be answered from nor stored in
-// the cache: it carries credentials (a response fetched for other
-// credentials must never answer it), a session cookie named in
+// bypassCache returns why r must neither be answered from nor stored in
+// the cache, or PassNone: it carries credentials (a response fetched for
+// other credentials must never answer it), a session cookie named in
 // Config.SessionCookies (likewise), or a body (which may select the
 // response, a known cache-poisoning vector).
-func (m *Microcache) bypassCache(r *http.Request) bool {
-	return len(r.Header["Authorization"]) > 0 ||
-		r.ContentLength != 0 || len(r.TransferEncoding) > 0 ||
-		(len(m.cfg.SessionCookies) > 0 && hasCookie(r.Header["Cookie"], m.cfg.SessionCookies))
+func (m *Microcache) bypassCache(r *http.Request) PassReason {
+	switch {
+	case len(r.Header["Authorization"]) > 0:
+		return PassCredentials
+	case r.ContentLength != 0 || len(r.TransferEncoding) > 0:
+		return PassBody
+	case len(m.cfg.SessionCookies) > 0 && hasCookie(r.Header["Cookie"], m.cfg.SessionCookies):
+		return PassSessionCookie
+	}
+	return PassNone
 }
 
 // hasCookie reports whether the Cookie header values carry a cookie with
@@ -134,14 +153,17 @@ func isUpgrade(r *http.Request) bool {
 }
 
 // pass sends r to the backend through a passWriter, which removes control
-// headers and records the status (and, with learn, the caching traits).
-func (h *handler) pass(w http.ResponseWriter, r *http.Request, learn bool) *passWriter {
+// headers, sets the outcome's headers and records the status (and, with
+// learn, the caching traits); out records the pass and why.
+func (h *handler) pass(w http.ResponseWriter, r *http.Request, learn bool, why PassReason, out *Outcome) *passWriter {
 	m := h.m
-	m.count(passes)
 	m.count(backendCalls)
-	p := &passWriter{ResponseWriter: w, exposed: m.cfg.Exposed, learn: learn}
+	p := &passWriter{ResponseWriter: w, m: m, out: Outcome{Kind: OutcomePass, Pass: why}, learn: learn}
+	*out = p.out // if next panics, this is what is reported
 	h.next.ServeHTTP(p, r)
 	p.finish()
+	*out = p.out
+	out.Status = p.finalStatus()
 	if p.finalStatus() >= 500 {
 		m.fail(ErrorEvent{Kind: ErrorBackend, Request: r, Status: p.finalStatus(), Header: w.Header()})
 	}
@@ -181,11 +203,11 @@ func (m *Microcache) purge(r *http.Request) {
 }
 
 // writeObject replays obj (whose expanded body is body, and whose timings
-// are t) to w at now.
-func (m *Microcache) writeObject(w http.ResponseWriter, r *http.Request, obj *Object, t *timings, body []byte, state string, now int64) {
+// are t) to w at now, as out says.
+func (m *Microcache) writeObject(w http.ResponseWriter, r *http.Request, obj *Object, t *timings, body []byte, out *Outcome, now int64) {
 	age := -1
 	if !m.cfg.SuppressAgeHeader {
 		age = t.ageAt(now)
 	}
-	m.writeReplay(w, r, obj.Status, obj.header, obj.contentLength(), body, state, age)
+	m.writeReplay(w, r, obj.Status, obj.header, obj.contentLength(), body, out, age)
 }

@@ -20,7 +20,7 @@ type Microcache struct {
 	hot     hotBodies    // expanded bodies of compressed objects
 	monitor Monitor      // nil: no stats are counted
 	errMon  ErrorMonitor // nil unless monitor implements it
-	stats   *counters    // nil when monitor is nil
+	stats   *counters    // cumulative since New
 
 	collapse flights // concurrent misses, keyed by object key
 
@@ -36,6 +36,9 @@ type Microcache struct {
 	stopCancel   context.CancelFunc
 
 	background sync.WaitGroup // background revalidations and timed-out handlers
+
+	evictionsBase uint64 // the driver's evictions when New ran
+	monitorBase   Stats  // the totals the Monitor last reported; guarded by lifecycle once its goroutine has ended
 }
 
 // New returns a Microcache configured by cfg, already started (see
@@ -53,8 +56,11 @@ func New(cfg Config) *Microcache {
 		abandoned:    make(map[string]int),
 	}
 	m.leaser, _ = m.driver.(DriverLeaser)
+	if u, ok := m.driver.(DriverUsage); ok {
+		m.evictionsBase = u.Evictions() // a driver may be shared, or reused
+	}
+	m.stats = new(counters)
 	if m.monitor != nil {
-		m.stats = new(counters)
 		m.errMon, _ = m.monitor.(ErrorMonitor)
 	}
 	m.Start()
@@ -92,7 +98,7 @@ func (m *Microcache) Start() {
 	m.stopMonitor, m.monitorDone = nil, nil
 	if interval > 0 {
 		m.stopMonitor, m.monitorDone = make(chan struct{}), make(chan struct{})
-		go m.report(interval, m.stopMonitor, m.monitorDone)
+		go m.monitorLoop(interval, m.stopMonitor, m.monitorDone)
 	}
 }
 
@@ -126,51 +132,59 @@ func (m *Microcache) Stop() {
 	}
 }
 
-// report is the Monitor goroutine.
-func (m *Microcache) report(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
+// monitorLoop is the Monitor goroutine: it logs the counts since its
+// previous report.
+func (m *Microcache) monitorLoop(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	prev := m.monitorBase
 	for {
 		select {
 		case <-t.C:
-			m.monitor.Log(m.snapshot())
 		case <-stop:
-			m.monitor.Log(m.snapshot())
+			m.monitorBase = m.logSince(prev)
 			return
 		}
+		prev = m.logSince(prev)
 	}
 }
 
-// snapshot returns the counts since the previous snapshot, and resets them.
-func (m *Microcache) snapshot() Stats {
-	c := m.stats
-	s := c.take()
+// logSince logs the counts since prev to the Monitor, and returns the
+// totals they were taken from.
+func (m *Microcache) logSince(prev Stats) Stats {
+	cur := m.Stats()
+	m.monitor.Log(cur.since(prev))
+	return cur
+}
+
+// Stats returns the counts since New: cumulative, never reset by reading
+// (for pull-based collectors such as Prometheus), with the driver's
+// current Size and StoredBytes and its Evictions since New. Safe to call
+// from any goroutine, at any time.
+func (m *Microcache) Stats() Stats {
+	s := m.stats.total()
 	s.Size = m.driver.Len()
 	if u, ok := m.driver.(DriverUsage); ok {
 		s.StoredBytes = u.Bytes()
-		total := u.Evictions()
-		s.Evictions = int(total - c.evictionsReported)
-		c.evictionsReported = total
+		s.Evictions = int(u.Evictions() - m.evictionsBase)
 	}
 	return s
 }
 
 // fail counts and reports one failure.
 func (m *Microcache) fail(ev ErrorEvent) {
-	if m.stats != nil {
-		c := m.stats.stripe()
+	c := m.stats.stripe()
+	switch ev.Kind {
+	case ErrorDriver, ErrorCompressor:
+		c.cacheErrors.Add(1)
+	default:
+		c.errors.Add(1)
 		switch ev.Kind {
-		case ErrorDriver, ErrorCompressor:
-			c.cacheErrors.Add(1)
-		default:
-			c.errors.Add(1)
-			switch ev.Kind {
-			case ErrorTimeout:
-				c.timeouts.Add(1)
-			case ErrorPanic:
-				c.panics.Add(1)
-			}
+		case ErrorTimeout:
+			c.timeouts.Add(1)
+		case ErrorPanic:
+			c.panics.Add(1)
 		}
 	}
 	if m.errMon != nil {

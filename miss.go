@@ -21,7 +21,8 @@ type fetchPlan struct {
 	fallback     *Object
 	fallbackBody []byte
 
-	background bool // a stale-while-revalidate refresh, with no client waiting
+	background bool       // a stale-while-revalidate refresh, with no client waiting
+	miss       MissReason // what the cache held, for the outcome
 
 	// released, when not nil, is called once the response starts
 	// streaming to the leader's client: collapsed waiters then stop
@@ -55,13 +56,15 @@ func varyAlike(a, b *Options) bool {
 }
 
 // miss answers a GET that the cache could not answer, from the backend.
-// lk.obj is a stale object still within its stale-if-error window, or nil.
-// With mayWait, a driver shared by several processes (DriverLeaser) may
-// make it wait for another process's call and look the object up again.
-func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, mayWait bool) {
+// lk.obj is a stale object still within its stale-if-error window, or nil;
+// why says what the cache held. With mayWait, a driver shared by several
+// processes (DriverLeaser) may make it wait for another process's call and
+// look the object up again. out records the outcome.
+func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why MissReason, mayWait bool, out *Outcome) {
 	m := h.m
 	fwd := forwardable(r)
 	plan := lk.plan()
+	plan.miss = why
 	collapse := m.cfg.CollapsedForwarding
 	if lk.rec.HasOptions {
 		collapse = lk.rec.Options.CollapsedForwarding
@@ -70,12 +73,12 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, mayWa
 		// A handler abandoned after a Timeout still runs for this object:
 		// another call would most likely hang on the same dependency, and
 		// handlers would pile up. Answer as the timeout did.
-		m.respond(w, r, &fetchResult{timedOut: true}, &plan)
+		m.respond(w, r, &fetchResult{timedOut: true}, &plan, false, out)
 		return
 	}
 	if !collapse {
 		res := m.fetch(h.next, fwd, &plan, w)
-		m.respond(w, r, res, &plan)
+		m.respond(w, r, res, &plan, false, out)
 		return
 	}
 
@@ -108,15 +111,17 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, mayWa
 	if res != nil && res.lookAgain {
 		// Another process fetched (or gave up): everyone collapsed here
 		// looks the object up again, once, and fetches if still missing.
-		h.serveCacheable(w, r, false)
+		h.serveCacheable(w, r, false, out)
 		return
 	}
+	collapsed := !leader
 	if !leader && (res == nil || !res.shareable() || (res.stored && plan.keyUnder(&res.opts, r) != res.objKey)) {
 		// Not for this client: its own backend call, concurrently with the
 		// other waiters.
 		res = m.fetch(h.next, fwd, &plan, w)
+		collapsed = false
 	}
-	m.respond(w, r, res, &plan)
+	m.respond(w, r, res, &plan, collapsed, out)
 }
 
 // forwardable returns r, or a copy without the headers that would make the
@@ -138,9 +143,18 @@ func forwardable(r *http.Request) *http.Request {
 
 // respond writes the outcome of a backend call to one client: the stale
 // fallback when the backend failed and one is allowed, else the response.
-func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchResult, p *fetchPlan) {
+// collapsed says the call was another request's. out records the outcome;
+// a request whose handler panicked is left for net/http, unreported.
+func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchResult, p *fetchPlan, collapsed bool, out *Outcome) {
+	*out = Outcome{Kind: OutcomeMiss, Miss: p.miss, Collapsed: collapsed, Stored: res.stored, Status: res.status}
+	if res.panicked != nil {
+		out.Status = 0
+	}
+	if res.stored {
+		out.TTL = res.opts.TTL
+	}
 	if res.streamed {
-		m.count(misses)
+		out.Streamed = true
 		if res.panicked != nil {
 			// The client has part of the response: only an aborted
 			// connection tells it the rest is missing.
@@ -149,26 +163,28 @@ func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchR
 		return
 	}
 	if res.failed() && !res.panicked.isAbort() && p.fallback != nil {
-		m.count(stales)
 		t := timingsOf(m.clk, p.fallback)
-		m.writeObject(w, r, p.fallback, &t, p.fallbackBody, StatusStale, m.clk.now())
+		now := m.clk.now()
+		*out = Outcome{Kind: OutcomeStale, ForError: true, Miss: p.miss, Status: p.fallback.Status, TTL: time.Duration(t.fresh - now)}
+		if !res.timedOut && res.panicked == nil {
+			out.BackendStatus = res.status
+		}
+		m.writeObject(w, r, p.fallback, &t, p.fallbackBody, out, now)
 		return
 	}
-	m.count(misses)
 	if res.panicked != nil {
 		panic(res.panicked.value) // as it would reach net/http without the cache
 	}
 	if res.timedOut {
-		if m.cfg.Exposed {
-			w.Header().Set(HeaderStatus, StatusMiss)
-		}
+		out.Status = http.StatusServiceUnavailable
+		m.setOutcomeHeaders(w.Header(), out)
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
 	if res.trailer != nil {
 		announceTrailer(w.Header(), res.trailer)
 	}
-	m.writeReplay(w, r, res.status, res.header, res.contentLength, res.body, StatusMiss, res.age)
+	m.writeReplay(w, r, res.status, res.header, res.contentLength, res.body, out, res.age)
 	if res.trailer != nil {
 		copyTrailer(w.Header(), res.trailer)
 	}

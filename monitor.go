@@ -141,3 +141,21 @@ func (m *MonitorFn) Log(s Stats) {
 		m.fn(s)
 	}
 }
+
+// since returns s with its counts made relative to prev (an earlier Stats
+// of the same Microcache); Size and StoredBytes stay as they are.
+func (s Stats) since(prev Stats) Stats {
+	d := s
+	d.Hits -= prev.Hits
+	d.Misses -= prev.Misses
+	d.Stales -= prev.Stales
+	d.Passes -= prev.Passes
+	d.Backend -= prev.Backend
+	d.Errors -= prev.Errors
+	d.Timeouts -= prev.Timeouts
+	d.Panics -= prev.Panics
+	d.CacheErrors -= prev.CacheErrors
+	d.RevalidationsSkipped -= prev.RevalidationsSkipped
+	d.Evictions -= prev.Evictions
+	return d
+}

@@ -14,8 +14,9 @@ import (
 // http.ResponseController and type assertions reach the real connection.
 type passWriter struct {
 	http.ResponseWriter
-	exposed     bool
-	learn       bool // read the response's traits before scrubbing
+	m           *Microcache
+	out         Outcome // the pass and why; its headers are set with the status
+	learn       bool    // read the response's traits before scrubbing
 	traits      responseTraits
 	status      int
 	wroteHeader bool
@@ -43,9 +44,7 @@ func (p *passWriter) WriteHeader(code int) {
 	} else {
 		scrubControlHeaders(h)
 	}
-	if p.exposed {
-		h[HeaderStatus] = []string{StatusMiss}
-	}
+	p.m.setOutcomeHeaders(h, &p.out)
 	p.ResponseWriter.WriteHeader(code)
 }
 

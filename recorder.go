@@ -33,7 +33,8 @@ type recorder struct {
 	body        []byte
 	limit       int
 	live        http.ResponseWriter // nil when nobody can receive a stream
-	exposed     bool                // set the microcache header when streaming to live
+	m           *Microcache         // for the outcome headers sent with a stream
+	streamOut   Outcome             // the outcome of a response that streams to live
 	wroteHeader bool
 	streaming   bool // past the limit or flushed: not buffering any more
 	abandoned   bool // timed out: everything is discarded
@@ -51,8 +52,8 @@ type recorder struct {
 
 // init readies a zero recorder to record a response of at most limit
 // body bytes.
-func (rec *recorder) init(live http.ResponseWriter, limit int, exposed bool) {
-	rec.header, rec.limit, rec.live, rec.exposed = make(http.Header), limit, live, exposed
+func (rec *recorder) init(m *Microcache, live http.ResponseWriter, limit int) {
+	rec.header, rec.limit, rec.live, rec.m = make(http.Header), limit, live, m
 }
 
 func (rec *recorder) Header() http.Header { return rec.header }
@@ -183,9 +184,8 @@ func (rec *recorder) startStreamingLocked() {
 	if rec.age >= 0 {
 		lh["Age"] = []string{strconv.Itoa(rec.age)}
 	}
-	if rec.exposed {
-		lh.Set(HeaderStatus, StatusMiss)
-	}
+	rec.streamOut.Status = rec.status
+	rec.m.setOutcomeHeaders(lh, &rec.streamOut)
 	rec.live.WriteHeader(rec.status)
 	if len(rec.body) > 0 {
 		rec.live.Write(rec.body) //nolint:errcheck // later writes report the same error to the handler

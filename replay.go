@@ -6,17 +6,20 @@ import (
 	"strconv"
 )
 
-// writeReplay writes status, header and body to w as the response. state is
-// the value of the microcache header when exposed, age the Age value in
-// seconds (negative: no Age header). Header values are copied, never
+// writeReplay writes status, header and body to w as the response. out
+// is the outcome, for the Microcache and Cache-Status headers; age the Age
+// value in seconds (negative: no Age header). Header values are copied, never
 // aliased, so that code downstream may change them. Requests with Range or
 // conditional headers are answered through http.ServeContent, which
 // implements both for 200 responses.
-func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status int, fields headerFields, contentLength string, body []byte, state string, age int) {
+func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status int, fields headerFields, contentLength string, body []byte, out *Outcome, age int) {
 	h := w.Header()
 	bodyOK := bodyAllowed(status)
 	extra := 0
 	if m.cfg.Exposed {
+		extra++
+	}
+	if m.cfg.CacheStatus != "" {
 		extra++
 	}
 	if age >= 0 {
@@ -28,8 +31,13 @@ func (m *Microcache) writeReplay(w http.ResponseWriter, r *http.Request, status 
 	vals := make([]string, fields.values()+extra)
 	i := fields.fill(h, vals)
 	if m.cfg.Exposed {
-		vals[i] = state
+		vals[i] = out.statusValue()
 		h[HeaderStatus] = vals[i : i+1 : i+1]
+		i++
+	}
+	if m.cfg.CacheStatus != "" {
+		vals[i] = out.cacheStatus(m.cfg.CacheStatus)
+		h["Cache-Status"] = vals[i : i+1 : i+1]
 		i++
 	}
 	if age >= 0 {
