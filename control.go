@@ -29,6 +29,7 @@ const (
 	HeaderNoCollapsedForwarding = "Microcache-No-Collapsed-Forwarding" // "1": turns Config.CollapsedForwarding off
 	HeaderVary                  = "Microcache-Vary"                    // "h1, h2": request headers that select a variant, like Vary
 	HeaderVaryQuery             = "Microcache-Vary-Query"              // "p1, p2": query parameters that select a variant
+	HeaderTags                  = "Microcache-Tags"                    // "t1, t2": tags (surrogate keys) for Microcache.PurgeTag
 )
 
 // HeaderStatus is the response header set when [Config.Exposed] is true. Its
@@ -64,6 +65,7 @@ type responseTraits struct {
 
 	vary      []string // canonical header names from Vary and microcache-vary
 	varyQuery []string // parameter names from microcache-vary-query
+	tags      []string // tags from microcache-tags
 }
 
 // readTraits parses the caching-relevant headers of a response.
@@ -125,6 +127,8 @@ func (t *responseTraits) control(suffix string, values []string) {
 		t.vary = appendNames(t.vary, values, nil)
 	case "vary-query":
 		t.varyQuery = appendTokens(t.varyQuery, values)
+	case "tags":
+		t.tags = appendTokens(t.tags, values)
 	}
 }
 

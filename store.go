@@ -55,7 +55,7 @@ func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResu
 		// driver failure): rare, and then only wasted work.
 		if obj := m.newObject(r, res, p.background); obj != nil { // nil if it could not be compressed
 			obj.Epoch = opts.Epoch
-			st.ObjectKey, st.Object = res.objKey, obj
+			st.ObjectKey, st.Object, st.Tags = res.objKey, obj, traits.tags
 			// Kept with the object's header: a value handed to clients
 			// keeps only the header's bytes alive.
 			res.contentLength = obj.contentLength()
