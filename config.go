@@ -123,6 +123,14 @@ type Config struct {
 	// set on HIT and STALE responses.
 	SuppressAgeHeader bool
 
+	// ETag, when true, gives a stored 200 response that has neither an
+	// ETag nor a Last-Modified header a strong ETag, computed once from
+	// its body when it is stored (the first 16 bytes of its SHA-256, in
+	// hex), so that a reloading browser's If-None-Match is answered 304
+	// from the cache instead of with the whole body. The ETag is the same
+	// in every process for the same body. False adds none.
+	ETag bool
+
 	// CacheStatus, when not empty, makes every response the middleware
 	// handles carry an RFC 9211 Cache-Status header naming this cache,
 	// such as "edge; hit; ttl=12", "edge; fwd=uri-miss; fwd-status=200;

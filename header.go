@@ -262,3 +262,11 @@ func scrubControlHeaders(h http.Header) {
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
+
+// with returns f plus the header name (canonical) with one value, in new
+// fields; f is unchanged.
+func (f headerFields) with(name, value string) headerFields {
+	h := f.header()
+	h[name] = []string{value}
+	return clientFields(h)
+}

@@ -70,6 +70,17 @@ func New(cfg Config) *Microcache {
 // Middleware returns next wrapped by the cache. It has the shape
 // func(http.Handler) http.Handler expected by routers such as chi and
 // alice. It panics if next is nil.
+//
+// next may run after its client's request has ended and on another
+// goroutine: a background refresh (StaleWhileRevalidate) calls it with a
+// copy of a past request and a ResponseWriter of its own, and with a
+// Timeout it runs on its own goroutine and may outlive its client. So wrap
+// a whole engine (a gin.Engine, an echo.Echo, a fiber app served through
+// net/http, a chi router) rather than use Middleware per route inside a
+// framework whose pooled request context is recycled when the framework's
+// handler returns: such a context would be used after it was reused, and a
+// framework that writes its response after the wrapped handler returns
+// gives the cache an empty answer (never stored).
 func (m *Microcache) Middleware(next http.Handler) http.Handler {
 	if next == nil {
 		panic("microcache: Middleware called with a nil handler")

@@ -312,3 +312,43 @@ func TestNilHeaderValuesHonoured(t *testing.T) {
 		}
 	}
 }
+
+// With Config.ETag, a stored response without validators gets a strong
+// ETag from its body, and a reloading browser's If-None-Match is answered
+// 304 from the cache; a response with its own validator keeps it.
+func TestGeneratedETag(t *testing.T) {
+	be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+		switch r.URL.Path {
+		case "/own":
+			w.Header().Set("ETag", `"v1"`)
+		case "/dated":
+			w.Header().Set("Last-Modified", "Mon, 30 Nov 2026 10:00:00 GMT")
+		}
+		io.WriteString(w, "the same body")
+	}}
+	h := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true, ETag: true}).Middleware(be)
+	miss := get(t, h, "/")
+	etag := miss.Header.Get("ETag")
+	if !strings.HasPrefix(etag, `"`) || len(etag) != 34 {
+		t.Fatalf("miss: ETag %q, want a strong 32-hex-digit tag", etag)
+	}
+	if again := get(t, h, "/").Header.Get("ETag"); again != etag {
+		t.Errorf("hit: ETag %q, want the stored %q", again, etag)
+	}
+	res := get(t, h, "/", "If-None-Match", etag)
+	if res.StatusCode != http.StatusNotModified || state(res) != "HIT" || body(t, res) != "" {
+		t.Errorf("If-None-Match: %d %s, want a 304 HIT without a body", res.StatusCode, state(res))
+	}
+	if res := get(t, h, "/", "If-None-Match", `"other"`); res.StatusCode != http.StatusOK {
+		t.Errorf("If-None-Match with another tag: %d, want 200", res.StatusCode)
+	}
+	if got := get(t, h, "/own").Header.Get("ETag"); got != `"v1"` {
+		t.Errorf("own ETag replaced: %q", got)
+	}
+	if got := get(t, h, "/dated").Header.Get("ETag"); got != "" {
+		t.Errorf("a response with Last-Modified got ETag %q", got)
+	}
+	if got := get(t, h, "/other").Header.Get("ETag"); got != etag {
+		t.Errorf("the same body elsewhere: ETag %q, want %q (it depends on the body only)", got, etag)
+	}
+}

@@ -3,6 +3,8 @@ package microcache
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"time"
 )
@@ -51,6 +53,9 @@ func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResu
 		// A hostile value of a varied header or parameter: this variant is
 		// not stored, but the URL stays cacheable for everyone else.
 	case v == storeIt:
+		if m.cfg.ETag && res.status == http.StatusOK && !res.header.has("Etag") && !res.header.has("Last-Modified") {
+			res.header = res.header.with("Etag", contentETag(res.body))
+		}
 		// Compressed before the store may be refused (a purge since, or a
 		// driver failure): rare, and then only wasted work.
 		if obj := m.newObject(r, res, p.background); obj != nil { // nil if it could not be compressed
@@ -128,4 +133,11 @@ func trimmed(b []byte) []byte {
 		return bytes.Clone(b)
 	}
 	return b
+}
+
+// contentETag returns a strong entity tag for body: the first 16 bytes of
+// its SHA-256, in hex, quoted.
+func contentETag(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
 }
