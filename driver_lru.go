@@ -6,42 +6,69 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"time"
 )
 
-// lruShards is the number of independently locked parts of a DriverLRU. A
+// DefaultDriverBytes is the byte budget of the [DriverLRU] that [New]
+// creates when [Config.Driver] is nil: 64 MiB.
+const DefaultDriverBytes = 64 << 20
+
+// lruShards is the number of independently locked maps of a DriverLRU. A
 // power of two, so a shard is picked with a mask.
 const lruShards = 16
 
-// lruRecordOverhead approximates, in bytes, what one record costs beyond
-// its key and what it holds: the record itself, the LRU's list element and
-// map slot (measured with runtime.MemStats in memory_test.go), so that a
-// byte budget bounds real memory.
+// lruRecordOverhead is what one record costs in bytes beyond its key and
+// what it holds: the record itself (112 bytes) and its slot in a shard's
+// map, measured with runtime.MemStats in memory_test.go, so that a byte
+// budget bounds real memory.
 const lruRecordOverhead = 160
 
-// DriverLRU is an in-memory [Driver] that evicts the least recently used
-// records when it holds more objects, or more bytes, than its limits. It is
-// built on github.com/hashicorp/golang-lru/v2 and split into independently
-// locked shards; reads take only a shared lock, so hits on one hot key from
-// many goroutines do not serialize. Recency is tracked approximately: a read
-// moves a record to the front only if records were added to its shard since
-// it was last moved there, which keeps eviction least-recently-used in
-// practice without a write lock per read.
+// lruTagOverhead is what a record's membership in a tag costs beyond the
+// tag's bytes: its place in the record's list of tags and in the tag's set
+// of records (and a share of the set itself), an overestimate.
+const lruTagOverhead = 96
+
+// lruOptionsListOverhead is what each name of an Options' Vary or
+// VaryQuery list costs beyond its bytes (its string header).
+const lruOptionsListOverhead = 16
+
+// DriverLRU is an in-memory [Driver] with limits on the objects and bytes
+// it holds. It keeps what is read again and again, and resists scans and
+// floods of one-off keys: new records enter a small window, and records
+// leaving it are admitted to the main part only if they were requested
+// more often lately than the records they would evict (Window TinyLFU; see
+// lruPolicy). Every Lookup and Object counts as an access, also for keys
+// it does not hold, so a key's frequency is known before it is stored.
 //
 // A URL's options and the object of its plain variant share one record, so
-// a hit costs one lookup. The object limit counts objects; the byte limit
-// counts keys, headers, bodies and a fixed per-record overhead. DriverLRU
-// is safe for concurrent use. Its methods never return errors.
+// a hit costs one map lookup under one shard's read lock, with no other
+// lock and no allocation; writes (Store, Purge, PurgeTag) are serialized.
+// The byte limit counts keys, header bytes, body capacities, options'
+// lists, tags and a fixed per-record overhead; records without objects
+// (options of varied or uncacheable URLs) are bounded at twice the object
+// limit, and purge marks are kept apart, in a bounded first-in first-out
+// list, for at least [MinPurgeMarkRetention] unless newer marks crowd them
+// out. Besides, a driver holds a frequency sketch, about 9 bytes per
+// object it can hold, allocated at creation and not counted by Bytes.
+//
+// DriverLRU is safe for concurrent use. Its methods never return errors.
 type DriverLRU struct {
-	seed      maphash.Seed
-	shards    [lruShards]lruShard
-	evictions atomic.Uint64
-	policies  [4]atomic.Pointer[Options] // policies stored last (see share)
-	nextSlot  atomic.Uint32              // where share puts the next new policy
+	seed   maphash.Seed
+	sketch *lruSketch
+	shards [lruShards]lruShard
 
-	writeMu sync.Mutex          // serializes Store, Purge and PurgeTag, so each is one atomic step
-	tags    map[string][]string // tag -> URL keys stored with it; guarded by writeMu
+	// mu serializes writes. A writer holds it while it reads what it
+	// checks and while it changes records, maps and the policy; it also
+	// takes the shard's write lock around each change that readers see.
+	mu       sync.Mutex
+	policy   *lruPolicy           // guarded by mu
+	tags     map[string]lruTagSet // tag -> URL records stored with it; guarded by mu
+	policies [4]*Options          // the policies stored last (see share); guarded by mu
+	next     int                  // where share puts the next new policy; guarded by mu
+	drop     func(*lruRecord)     // d.evict, bound once
+	objects  atomic.Int64         // objects held; written with mu held
+	bytes    atomic.Int64         // bytes held; written with mu held
+	evicted  atomic.Uint64        // records evicted
 }
 
 var (
@@ -50,267 +77,416 @@ var (
 )
 
 type lruShard struct {
-	mu       sync.RWMutex
-	records  *simplelru.LRU[string, *lruRecord] // guarded by mu
-	objects  int                                // records holding an object; guarded by mu
-	maxObjs  int                                // object limit of this shard
-	maxBytes int64                              // byte limit of this shard; 0: none
-	bytes    atomic.Int64                       // written with mu held
-	adds     atomic.Uint64                      // records added; written with mu held
-	evicting bool                               // guarded by mu: removals now are evictions
-	_        [48]byte                           // 128 bytes: shards on separate cache lines
+	mu sync.RWMutex
+	m  map[string]*lruRecord // written with DriverLRU.mu held too
+	_  [96]byte              // 128 bytes: shards on separate cache lines
 }
 
-// lruRecord is what one key holds: options, an object, or both. Its fields
-// other than moved are guarded by the shard's mu. Its size is recomputed
-// (see recordSize) rather than stored, which keeps the record small.
+type lruTagSet = map[*lruRecord]struct{}
+
+// lruRecord is what one key holds: a URL's epoch and options, an object,
+// or both; or a purge mark (an epoch alone).
 //
 // Options are split in two: the epoch, which is the URL's own, and the
 // rest (policy), which most URLs of a service share; records with equal
-// policies point to one immutable copy (see DriverLRU.share), so a record
-// costs 32 bytes rather than the 112 of an Options value inline.
+// policies point to one immutable copy (see DriverLRU.share).
 type lruRecord struct {
-	policy *Options // the options but for Epoch; nil: no options stored
+	// Read with the shard's read lock held; written with DriverLRU.mu and
+	// the shard's write lock held.
 	epoch  uint64
+	policy *Options // the options but for Epoch; nil: none stored
 	obj    *Object
-	moved  atomic.Uint64 // shard.adds when the record was last moved to the front
+
+	// ref is set by reads, without a lock, and cleared by the policy.
+	ref atomic.Bool
+
+	// The rest is guarded by DriverLRU.mu.
+	seg        uint8 // the policy's list holding the record
+	purged     bool  // its epoch was set by a purge, not a store
+	key        string
+	hash       uint64 // maphash of key with the driver's seed
+	size       int64  // bytes counted for the record
+	prev, next *lruRecord
+	tags       []string // tags of the objects stored for the URL, for PurgeTag
 }
 
-// recordSize returns the bytes a record under key counts against the byte
-// limit: the key, the record's overhead, the options' lists and the object.
-func recordSize(key string, r *lruRecord) int64 {
-	n := int64(len(key)) + lruRecordOverhead
+// options returns the options stored in r; ok is false when there are none.
+func (r *lruRecord) options() (o Options, ok bool) {
+	if r.policy == nil {
+		return Options{}, false
+	}
+	o = *r.policy
+	o.Epoch = r.epoch
+	// The lists are shared with every record of this policy: capped, so an
+	// append by a caller copies rather than writes into them.
+	o.Vary, o.VaryQuery = slices.Clip(o.Vary), slices.Clip(o.VaryQuery)
+	return o, true
+}
+
+// touch records a read of r for the policy. It writes only when the bit
+// is not yet set, so hits on a hot record leave its cache line shared.
+func (r *lruRecord) touch() {
+	if !r.ref.Load() {
+		r.ref.Store(true)
+	}
+}
+
+// recordSize returns the bytes r counts for: its key, the record's
+// overhead, its options' lists, its object and its tags.
+func recordSize(r *lruRecord) int64 {
+	n := int64(len(r.key)) + lruRecordOverhead
 	if r.policy != nil {
 		// Counted for every record that shares them: an overcount, which
 		// keeps the byte limit a bound.
 		for _, v := range r.policy.Vary {
-			n += int64(len(v)) + 16
+			n += int64(len(v)) + lruOptionsListOverhead
 		}
 		for _, v := range r.policy.VaryQuery {
-			n += int64(len(v)) + 16
+			n += int64(len(v)) + lruOptionsListOverhead
 		}
 	}
 	if r.obj != nil {
 		n += r.obj.storedSize()
 	}
+	for _, t := range r.tags {
+		n += int64(len(t)) + lruTagOverhead
+	}
 	return n
 }
 
-// NewDriverLRU returns a [DriverLRU] holding at most size objects. A size
-// below 1 is treated as 1.
+// NewDriverLRU returns a [DriverLRU] holding at most size objects and no
+// byte limit. A size below 1 is treated as 1.
 func NewDriverLRU(size int) *DriverLRU {
 	return NewDriverLRUBytes(size, 0)
 }
 
 // NewDriverLRUBytes returns a [DriverLRU] holding at most maxObjects objects
-// and at most maxBytes bytes (keys, headers and bodies as stored, plus a
-// fixed per-record overhead). maxBytes <= 0 means no byte limit; a
-// maxObjects below 1 is treated as 1. The limits are split evenly over the
-// driver's 16 shards, so an object larger than maxBytes/16 is never
-// retained; set [Config.MaxObjectSize] below that.
+// and at most maxBytes bytes, as [DriverLRU.Bytes] counts them. maxBytes <= 0
+// means no byte limit; a maxObjects below 1 is treated as 1. The limits are
+// global: any object whose record fits in maxBytes may be held.
 func NewDriverLRUBytes(maxObjects int, maxBytes int64) *DriverLRU {
-	d := &DriverLRU{seed: maphash.MakeSeed(), tags: make(map[string][]string)}
-	perShard := max(1, (maxObjects+lruShards-1)/lruShards)
+	maxObjects = max(maxObjects, 1)
+	maxRecords := 2 * maxObjects
+	if maxRecords < 0 {
+		maxRecords = maxObjects // overflow: already out of reach
+	}
+	// The sketch is sized for the records the driver can hold: by its
+	// object limit, or by its byte limit for records of 1 KiB and more.
+	capacity := maxObjects
+	if maxBytes > 0 {
+		capacity = int(min(int64(capacity), max(maxBytes/1024, 1)))
+	}
+	d := &DriverLRU{
+		seed:   maphash.MakeSeed(),
+		sketch: newLRUSketch(capacity),
+		tags:   make(map[string]lruTagSet),
+	}
+	d.policy = newLRUPolicy(maxObjects, maxRecords, min(max(maxObjects, 64), 1<<16), maxBytes, d.sketch)
+	d.drop = d.evict
 	for i := range d.shards {
-		s := &d.shards[i]
-		s.maxObjs = perShard
-		if maxBytes > 0 {
-			s.maxBytes = max(1, maxBytes/lruShards)
-		}
-		// The record count is bounded by hand (objects and bytes), so the
-		// LRU's own size limit is set out of reach; NewLRU fails only for a
-		// size below 1.
-		s.records, _ = simplelru.NewLRU(int(^uint(0)>>2), func(key string, r *lruRecord) {
-			s.bytes.Add(-recordSize(key, r))
-			if r.obj != nil {
-				s.objects--
-			}
-			if s.evicting {
-				d.evictions.Add(1)
-			}
-		})
+		d.shards[i].m = make(map[string]*lruRecord)
 	}
 	return d
 }
 
-func (d *DriverLRU) shard(key string) *lruShard {
-	return &d.shards[maphash.String(d.seed, key)&(lruShards-1)]
-}
+func (d *DriverLRU) shard(h uint64) *lruShard { return &d.shards[h&(lruShards-1)] }
 
-// get returns what the record under key holds. It does not retain key.
-func (d *DriverLRU) get(key string) (policy *Options, epoch uint64, obj *Object, ok bool) {
-	s := d.shard(key)
+// Lookup implements [Driver]. It takes one shard's read lock, does not
+// allocate, and does not retain urlKey.
+func (d *DriverLRU) Lookup(_ context.Context, urlKey string) (Record, error) {
+	h := maphash.String(d.seed, urlKey)
+	s := d.shard(h)
+	var rec Record
 	s.mu.RLock()
-	r, ok := s.records.Peek(key)
-	if ok {
-		policy, epoch, obj = r.policy, r.epoch, r.obj
+	if r := s.m[urlKey]; r != nil {
+		rec.Epoch, rec.Object = r.epoch, r.obj
+		rec.Options, rec.HasOptions = r.options()
+		r.touch()
 	}
 	s.mu.RUnlock()
-	if ok {
-		s.touch(key, r)
-	}
-	return policy, epoch, obj, ok
-}
-
-// Lookup implements [Driver]. It does not retain urlKey.
-func (d *DriverLRU) Lookup(_ context.Context, urlKey string) (Record, error) {
-	policy, epoch, obj, _ := d.get(urlKey)
-	rec := Record{Epoch: epoch, Object: obj}
-	if policy != nil {
-		rec.Options, rec.HasOptions = *policy, true
-		rec.Options.Epoch = epoch
-		// The lists are shared with every record of this policy: capped,
-		// so an append by a caller copies rather than writes into them.
-		rec.Options.Vary, rec.Options.VaryQuery = slices.Clip(policy.Vary), slices.Clip(policy.VaryQuery)
-	}
+	d.sketch.add(h)
 	return rec, nil
 }
 
-// Object implements [Driver]. It does not retain objKey.
+// Object implements [Driver]. It takes one shard's read lock, does not
+// allocate, and does not retain objKey.
 func (d *DriverLRU) Object(_ context.Context, objKey string) (*Object, error) {
-	_, _, obj, _ := d.get(objKey)
+	h := maphash.String(d.seed, objKey)
+	s := d.shard(h)
+	var obj *Object
+	s.mu.RLock()
+	if r := s.m[objKey]; r != nil {
+		obj = r.obj
+		r.touch()
+	}
+	s.mu.RUnlock()
+	d.sketch.add(h)
 	return obj, nil
 }
 
-// Store implements [Driver].
+// find returns the record under key, or nil. d.mu must be held.
+func (d *DriverLRU) find(key string) *lruRecord {
+	return d.shard(maphash.String(d.seed, key)).m[key]
+}
+
+// Store implements [Driver]. A new record goes through the driver's
+// admission: it may be dropped at once, in which case Store still reports
+// that it stored (the driver may drop any record at any time) and nothing
+// else was evicted for it. An object whose record cannot fit in the byte
+// limit at all is dropped at once, with what was under its key.
 func (d *DriverLRU) Store(_ context.Context, st *Store) (bool, error) {
-	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
-	_, epoch, obj, _ := d.get(st.URLKey)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	u := d.find(st.URLKey)
+	var epoch uint64
+	if u != nil {
+		epoch = u.epoch
+	}
 	if epoch != st.Epoch {
 		return false, nil
 	}
-	if !st.IfDate.IsZero() {
-		if st.ObjectKey != st.URLKey {
-			_, _, obj, _ = d.get(st.ObjectKey)
-		}
-		if obj == nil || !obj.Date.Equal(st.IfDate) {
-			return false, nil
-		}
+	plain := st.ObjectKey == st.URLKey
+	var target *lruRecord // the record holding the object under ObjectKey
+	switch {
+	case st.ObjectKey == "":
+	case plain:
+		target = u
+	default:
+		target = d.find(st.ObjectKey)
 	}
-	if st.Options != nil {
-		o := st.Options
-		d.shard(st.URLKey).update(st.URLKey, func(r *lruRecord) {
-			r.policy, r.epoch = d.share(r.policy, o), o.Epoch
-		})
+	if !st.IfDate.IsZero() && (target == nil || target.obj == nil || !target.obj.Date.Equal(st.IfDate)) {
+		return false, nil
 	}
-	if st.ObjectKey != "" && (st.Object != nil || st.Delete) {
-		s := d.shard(st.ObjectKey)
-		if st.Object != nil {
-			s.update(st.ObjectKey, func(r *lruRecord) {
-				if r.obj == nil {
-					s.objects++
-				}
-				r.obj = st.Object
-			})
-		} else {
-			s.deleteObject(st.ObjectKey)
+
+	obj, remove := st.Object, st.Delete && st.Object == nil
+	if obj != nil && !d.fits(st.ObjectKey, obj, plain, st.Options, u) {
+		obj, remove = nil, true
+	}
+	if u == nil && (st.Options != nil || (plain && obj != nil)) {
+		u = d.insert(st.URLKey, segWindow)
+	}
+	if u != nil && st.Options != nil {
+		policy := d.share(u.policy, st.Options)
+		d.change(u, func(r *lruRecord) { r.policy, r.epoch = policy, st.Options.Epoch })
+		u.purged = false
+	}
+	switch {
+	case obj != nil && plain:
+		d.change(u, func(r *lruRecord) { r.obj = obj })
+	case obj != nil:
+		if target == nil {
+			target = d.insert(st.ObjectKey, segWindow)
 		}
-	}
-	for _, tag := range st.Tags {
-		if !slices.Contains(d.tags[tag], st.URLKey) {
-			d.tags[tag] = append(d.tags[tag], st.URLKey)
+		d.change(target, func(r *lruRecord) { r.obj = obj })
+	case remove && plain && u != nil:
+		d.change(u, func(r *lruRecord) { r.obj = nil })
+		if u.epoch == 0 && u.policy == nil {
+			d.remove(u)
 		}
+	case remove && target != nil:
+		d.remove(target)
 	}
+	if u != nil && u.seg == segMarks && (u.policy != nil || u.obj != nil) {
+		// A purge mark the store made a record of: it now counts against
+		// the limits like any record.
+		u.purged = false
+		d.policy.move(u, segWindow)
+	}
+	if len(st.Tags) > 0 && u != nil && u.seg != segMarks {
+		d.tag(u, st.Tags)
+	}
+	d.settle()
 	return true, nil
 }
 
-// Purge implements [Driver].
+// fits reports whether an object stored under objKey could be held: with
+// the record it would share (the URL's, u, when plain) and the options
+// stored with it, its record must fit in the byte limit.
+func (d *DriverLRU) fits(objKey string, obj *Object, plain bool, opts *Options, u *lruRecord) bool {
+	r := lruRecord{key: objKey, obj: obj}
+	if plain {
+		r.policy = opts
+		if u != nil {
+			if r.policy == nil {
+				r.policy = u.policy
+			}
+			r.tags = u.tags
+		}
+	}
+	return d.policy.fits(recordSize(&r))
+}
+
+// Purge implements [Driver]. It drops the object stored under the URL key;
+// those of the URL's other variants stay until evicted, unreachable.
 func (d *DriverLRU) Purge(_ context.Context, urlKey string, epoch uint64) error {
-	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
-	d.purgeLocked(urlKey, epoch)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r := d.find(urlKey); r != nil {
+		d.purge(r, epoch)
+	} else {
+		r = d.insert(urlKey, segMarks)
+		d.change(r, func(r *lruRecord) { r.epoch = epoch })
+	}
+	d.settle()
 	return nil
 }
 
-func (d *DriverLRU) purgeLocked(urlKey string, epoch uint64) {
-	s := d.shard(urlKey)
-	s.update(urlKey, func(r *lruRecord) {
-		r.epoch = epoch
-		if r.obj != nil {
-			s.objects--
-			r.obj = nil
-		}
-	})
+// purge sets r's epoch to epoch and drops its object. A mark goes back to
+// the front of the marks. d.mu must be held.
+func (d *DriverLRU) purge(r *lruRecord, epoch uint64) {
+	d.change(r, func(r *lruRecord) { r.epoch, r.obj = epoch, nil })
+	if r.seg == segMarks {
+		d.policy.move(r, segMarks)
+	} else {
+		r.purged = true
+	}
 }
 
 // PurgeTag implements [Driver].
 func (d *DriverLRU) PurgeTag(_ context.Context, tag string, epoch uint64) error {
-	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
-	for _, k := range d.tags[tag] {
-		d.purgeLocked(k, epoch)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for r := range d.tags[tag] {
+		d.untag(r, tag)
+		d.purge(r, epoch)
 	}
-	delete(d.tags, tag)
+	d.settle()
 	return nil
 }
 
-// deleteObject removes the object under key, keeping the record's options.
-func (s *lruShard) deleteObject(key string) {
+// Len implements [Driver]: the number of objects held. It does not block.
+func (d *DriverLRU) Len() int { return int(d.objects.Load()) }
+
+// Bytes implements [DriverUsage]: the bytes held, as counted against the
+// byte limit. It does not block.
+func (d *DriverLRU) Bytes() int64 { return d.bytes.Load() }
+
+// Evictions implements [DriverUsage]: how many records have been dropped
+// to respect the limits since the driver was created, new records refused
+// admission and purge marks crowded out included.
+func (d *DriverLRU) Evictions() uint64 { return d.evicted.Load() }
+
+// insert adds an empty record under key to the map and to the policy's
+// list seg, and returns it. d.mu must be held.
+func (d *DriverLRU) insert(key string, seg uint8) *lruRecord {
+	r := &lruRecord{key: key, hash: maphash.String(d.seed, key)}
+	r.size = recordSize(r)
+	s := d.shard(r.hash)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.records.Peek(key)
-	if !ok || r.obj == nil {
-		return
-	}
-	if r.policy == nil {
-		s.records.Remove(key) // the callback adjusts the counts
-		return
-	}
-	s.objects--
-	s.bytes.Add(-r.obj.storedSize())
-	r.obj = nil
-}
-
-// Len implements [Driver]: the number of stored objects.
-func (d *DriverLRU) Len() int {
-	n := 0
-	for i := range d.shards {
-		s := &d.shards[i]
-		s.mu.RLock()
-		n += s.objects
-		s.mu.RUnlock()
-	}
-	return n
-}
-
-// Bytes returns the bytes currently held, as counted against the byte limit.
-func (d *DriverLRU) Bytes() int64 {
-	var n int64
-	for i := range d.shards {
-		n += d.shards[i].bytes.Load()
-	}
-	return n
-}
-
-// Evictions returns how many records have been evicted to respect the
-// limits since the driver was created.
-func (d *DriverLRU) Evictions() uint64 { return d.evictions.Load() }
-
-// touch moves r to the front if records were added since it was last
-// moved there.
-func (s *lruShard) touch(key string, r *lruRecord) {
-	adds := s.adds.Load()
-	if r.moved.Load() == adds {
-		return
-	}
-	s.mu.Lock()
-	s.records.Get(key) // moves it to the front, if still present
+	s.m[key] = r
 	s.mu.Unlock()
-	r.moved.Store(adds)
+	d.policy.insert(r, seg)
+	return r
+}
+
+// change applies fn to r under its shard's write lock, so that readers see
+// all of the change or none, and accounts for it. d.mu must be held.
+func (d *DriverLRU) change(r *lruRecord, fn func(*lruRecord)) {
+	hadObj := r.obj != nil
+	s := d.shard(r.hash)
+	s.mu.Lock()
+	fn(r)
+	s.mu.Unlock()
+	d.policy.resize(r, recordSize(r), hadObj)
+}
+
+// remove deletes r from the map, the policy and the tags. d.mu must be
+// held.
+func (d *DriverLRU) remove(r *lruRecord) {
+	s := d.shard(r.hash)
+	s.mu.Lock()
+	delete(s.m, r.key)
+	s.mu.Unlock()
+	d.policy.remove(r)
+	for _, t := range r.tags {
+		d.untagSet(r, t)
+	}
+	r.tags = nil
+}
+
+// evict drops r for the policy's limits. A record whose epoch was set by
+// a purge turns into a purge mark rather than vanish, so that a backend
+// call that started before the purge still fails its Store. d.mu must be
+// held.
+func (d *DriverLRU) evict(r *lruRecord) {
+	d.evicted.Add(1)
+	if !r.purged {
+		d.remove(r)
+		return
+	}
+	for _, t := range r.tags {
+		d.untagSet(r, t)
+	}
+	r.purged = false
+	d.change(r, func(r *lruRecord) { r.policy, r.obj, r.tags = nil, nil, nil })
+	d.policy.move(r, segMarks)
+}
+
+// settle brings the driver within its limits after a write and publishes
+// its counts. d.mu must be held.
+func (d *DriverLRU) settle() {
+	d.policy.trimMarks(d.drop)
+	d.policy.balance(time.Now(), d.drop)
+	d.policy.trimMarks(d.drop)
+	c := d.policy.counts()
+	d.objects.Store(int64(c.objs))
+	d.bytes.Store(c.bytes)
+}
+
+// tag adds tags to the URL record u. d.mu must be held.
+func (d *DriverLRU) tag(u *lruRecord, tags []string) {
+	var added []string
+	for _, t := range tags {
+		if !slices.Contains(u.tags, t) && !slices.Contains(added, t) {
+			added = append(added, t)
+		}
+	}
+	if len(added) == 0 {
+		return
+	}
+	for _, t := range added {
+		set := d.tags[t]
+		if set == nil {
+			set = make(lruTagSet)
+			d.tags[t] = set
+		}
+		set[u] = struct{}{}
+	}
+	hadObj := u.obj != nil
+	u.tags = append(u.tags, added...)
+	d.policy.resize(u, recordSize(u), hadObj)
+}
+
+// untag removes tag from r. d.mu must be held.
+func (d *DriverLRU) untag(r *lruRecord, tag string) {
+	d.untagSet(r, tag)
+	if i := slices.Index(r.tags, tag); i >= 0 {
+		hadObj := r.obj != nil
+		r.tags = slices.Delete(r.tags, i, i+1)
+		d.policy.resize(r, recordSize(r), hadObj)
+	}
+}
+
+// untagSet removes r from tag's set, and the set once empty.
+func (d *DriverLRU) untagSet(r *lruRecord, tag string) {
+	if set := d.tags[tag]; set != nil {
+		delete(set, r)
+		if len(set) == 0 {
+			delete(d.tags, tag)
+		}
+	}
 }
 
 // share returns a pointer to an immutable copy of o's policy (o but for
 // its Epoch): cur, or one of the four policies stored last, when equal;
 // else a new copy, which replaces the oldest of the four. A service with
-// a few distinct policies so keeps one copy of each. Safe for concurrent
-// use: a race at worst stores an extra copy.
+// a few distinct policies so keeps one copy of each. d.mu must be held.
 func (d *DriverLRU) share(cur, o *Options) *Options {
 	if cur != nil && samePolicy(cur, o) {
 		return cur
 	}
-	for i := range d.policies {
-		if p := d.policies[i].Load(); p != nil && samePolicy(p, o) {
+	for _, p := range d.policies {
+		if p != nil && samePolicy(p, o) {
 			return p
 		}
 	}
@@ -318,7 +494,8 @@ func (d *DriverLRU) share(cur, o *Options) *Options {
 	p.Epoch = 0
 	p.Vary = slices.Clone(o.Vary) // the caller's slices may change
 	p.VaryQuery = slices.Clone(o.VaryQuery)
-	d.policies[d.nextSlot.Add(1)%uint32(len(d.policies))].Store(&p)
+	d.policies[d.next] = &p
+	d.next = (d.next + 1) % len(d.policies)
 	return &p
 }
 
@@ -329,32 +506,4 @@ func samePolicy(a, b *Options) bool {
 		a.Uncacheable == b.Uncacheable && a.Strikes == b.Strikes && a.StaleRecache == b.StaleRecache &&
 		a.CollapsedForwarding == b.CollapsedForwarding &&
 		slices.Equal(a.Vary, b.Vary) && slices.Equal(a.VaryQuery, b.VaryQuery)
-}
-
-// update applies change to the record under key (creating it), moves it to
-// the front, and evicts least recently used records until the shard is
-// within its limits.
-func (s *lruShard) update(key string, change func(*lruRecord)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.records.Get(key)
-	var before int64
-	if ok {
-		before = recordSize(key, r)
-	} else {
-		r = new(lruRecord)
-		s.records.Add(key, r)
-	}
-	change(r)
-	s.bytes.Add(recordSize(key, r) - before)
-	r.moved.Store(s.adds.Add(1))
-	s.evicting = true
-	// Records without objects (options of uncacheable or varying URLs) are
-	// bounded too, at twice the object limit.
-	for s.objects > s.maxObjs || s.records.Len() > 2*s.maxObjs || (s.maxBytes > 0 && s.bytes.Load() > s.maxBytes) {
-		if _, _, ok := s.records.RemoveOldest(); !ok {
-			break
-		}
-	}
-	s.evicting = false
 }
