@@ -1,6 +1,7 @@
 package microcache_test
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -405,5 +406,124 @@ func TestVariedHitAllocations(t *testing.T) {
 	}
 	if allocs > 2 {
 		t.Errorf("a varied hit allocates %v times, budget 2", allocs)
+	}
+}
+
+// Hit ratios through the middleware, for DriverLRU and for a plain LRU of
+// the same size (plainLRU, the policy DriverLRU replaced): under a flood of
+// one-off keys (paths, query values, Vary values), the hot keys' ratio;
+// under a Zipf popularity, the ratio of all requests. Each iteration
+// replays the whole trace into a new cache and reports the ratio measured
+// after a warm-up; one iteration is enough:
+//
+//	go test -run '^$' -bench 'HitRatio' -benchtime 1x
+
+// ratioCapacity is the object limit of the caches compared.
+const ratioCapacity = 1000
+
+var ratioDrivers = []struct {
+	name string
+	new  func(size int) microcache.Driver
+}{
+	{"DriverLRU", func(n int) microcache.Driver { return microcache.NewDriverLRU(n) }},
+	{"plainLRU", func(n int) microcache.Driver { return newPlainLRU(n) }},
+}
+
+// ratioServer serves requests through a cache on d and counts its hits.
+type ratioServer struct {
+	h http.Handler
+	w *memWriter
+}
+
+func newRatioServer(b *testing.B, d microcache.Driver, respHdr ...string) *ratioServer {
+	c := microcache.New(microcache.Config{TTL: time.Hour, HashQuery: true, Exposed: true, Driver: d})
+	b.Cleanup(c.Stop)
+	return &ratioServer{h: c.Middleware(memOrigin(respHdr...)), w: &memWriter{h: make(http.Header, 4)}}
+}
+
+// serve serves r and reports whether it was a hit.
+func (s *ratioServer) serve(b *testing.B, r *http.Request) bool {
+	clear(s.w.h)
+	s.w.status = 0
+	s.h.ServeHTTP(s.w, r)
+	if s.w.status != http.StatusOK {
+		b.Fatalf("status %d", s.w.status)
+	}
+	return s.w.h.Get(microcache.HeaderStatus) == microcache.StatusHit
+}
+
+// BenchmarkFloodHitRatio: 100 hot keys requested in turn, each after 20
+// one-off keys of an attacker, into 1,000 slots; the hot keys' hit ratio
+// after 10 rounds of warm-up, over 30 more.
+func BenchmarkFloodHitRatio(b *testing.B) {
+	const hot, k, warm, rounds = 100, 20, 10, 40
+	cases := []struct {
+		name    string
+		respHdr []string
+		req     func(key string) *http.Request
+	}{
+		{"paths", nil, func(key string) *http.Request { return plainRequest("/p/"+key, "", nil) }},
+		{"query", nil, func(key string) *http.Request { return plainRequest("/search", "q="+key, nil) }},
+		{"vary", []string{"Vary", "X-Id"}, func(key string) *http.Request {
+			return plainRequest("/", "", http.Header{"X-Id": {key}})
+		}},
+	}
+	for _, tc := range cases {
+		for _, drv := range ratioDrivers {
+			b.Run(tc.name+"/"+drv.name, func(b *testing.B) {
+				var ratio float64
+				for range b.N {
+					s := newRatioServer(b, drv.new(ratioCapacity), tc.respHdr...)
+					rng := rand.New(rand.NewPCG(1, 2))
+					hits, reads := 0, 0
+					for round := range rounds {
+						for i := range hot {
+							for range k {
+								s.serve(b, tc.req(strconv.FormatUint(rng.Uint64(), 36)))
+							}
+							hit := s.serve(b, tc.req("hot"+strconv.Itoa(i)))
+							if round >= warm {
+								reads++
+								if hit {
+									hits++
+								}
+							}
+						}
+					}
+					ratio = float64(hits) / float64(reads)
+				}
+				b.ReportMetric(ratio, "hot-hit-ratio")
+			})
+		}
+	}
+}
+
+// BenchmarkZipfHitRatio: paths drawn from 100,000 with Zipf(1.0)
+// popularity into 1,000 slots; the hit ratio of 300,000 requests after
+// 200,000 of warm-up, beside the static optimum (the probability of the
+// 1,000 most popular paths, 0.619).
+func BenchmarkZipfHitRatio(b *testing.B) {
+	const keys, warm, measured = 100_000, 200_000, 300_000
+	paths := make([]string, keys)
+	for i := range paths {
+		paths[i] = "/z/" + strconv.Itoa(i)
+	}
+	for _, drv := range ratioDrivers {
+		b.Run(drv.name, func(b *testing.B) {
+			var ratio float64
+			z := newZipf(keys, 1.0, 3)
+			for range b.N {
+				s := newRatioServer(b, drv.new(ratioCapacity))
+				hits := 0
+				for i := range warm + measured {
+					if s.serve(b, plainRequest(paths[z.next()], "", nil)) && i >= warm {
+						hits++
+					}
+				}
+				ratio = float64(hits) / measured
+			}
+			b.ReportMetric(ratio, "hit-ratio")
+			b.ReportMetric(z.optimum(ratioCapacity), "optimum")
+		})
 	}
 }

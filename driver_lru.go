@@ -48,8 +48,10 @@ const lruOptionsListOverhead = 16
 // (options of varied or uncacheable URLs) are bounded at twice the object
 // limit, and purge marks are kept apart, in a bounded first-in first-out
 // list, for at least [MinPurgeMarkRetention] unless newer marks crowd them
-// out. Besides, a driver holds a frequency sketch, about 9 bytes per
-// object it can hold, allocated at creation and not counted by Bytes.
+// out. Besides, a driver holds a frequency sketch of 18 to 36 bytes per
+// object it can hold (by its object limit, or per KiB of its byte limit if
+// that is fewer; 9 MiB at most), allocated at creation and not counted by
+// Bytes.
 //
 // DriverLRU is safe for concurrent use. Its methods never return errors.
 type DriverLRU struct {

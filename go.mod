@@ -8,3 +8,5 @@ require (
 	github.com/klauspost/compress v1.20.3
 	go.uber.org/goleak v1.3.0
 )
+
+require github.com/hashicorp/golang-lru/arc/v2 v2.0.7

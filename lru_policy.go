@@ -241,9 +241,13 @@ func (p *lruPolicy) victims(c *lruRecord) (vs []*lruRecord, ok bool) {
 		l := &p.lists[seg]
 		for r := l.back(); r != nil; {
 			prev := l.end(r.prev)
-			if r.ref.Load() {
+			switch {
+			case r.ref.Load():
 				p.secondChance(r)
-			} else {
+			case need.recs <= 0 && need.bytes <= 0 && r.obj == nil:
+				// Only objects are over their limit, and r holds none:
+				// evicting it would not help.
+			default:
 				vs = append(vs, r)
 				need.recs--
 				if r.obj != nil {

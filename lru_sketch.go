@@ -38,12 +38,16 @@ const (
 	sketchCounter  = 15      // a saturated counter
 )
 
-// newLRUSketch returns a sketch sized for about capacity keys: one word of
-// sixteen counters (8 bytes) and eight doorkeeper bits per key, halved
-// every ten times capacity changes (TinyLFU's sample of W = 10 C).
+// newLRUSketch returns a sketch sized for about capacity keys: two words
+// of sixteen counters (16 bytes) and sixteen doorkeeper bits per key,
+// halved every forty times capacity changes. The paper's sample is ten
+// times the capacity; on a Zipf(1.0) popularity over 100 times more keys
+// than slots, the simulator (lru_sim_test.go) measured a hit ratio of
+// 0.56 with it, 0.61 with forty (the optimum being 0.62): a longer sample
+// tells keys of the long tail apart.
 func newLRUSketch(capacity int) *lruSketch {
 	words := 8
-	for words < capacity && words < sketchMaxWords {
+	for words < 2*capacity && words < sketchMaxWords {
 		words <<= 1
 	}
 	return &lruSketch{
@@ -51,7 +55,7 @@ func newLRUSketch(capacity int) *lruSketch {
 		blockMask: uint64(words/8 - 1),
 		door:      make([]atomic.Uint64, words/8),
 		doorMask:  uint64(words*8 - 1),
-		sample:    10 * int64(words),
+		sample:    20 * int64(words),
 	}
 }
 
