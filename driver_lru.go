@@ -102,6 +102,11 @@ type lruRecord struct {
 	// ref is set by reads, without a lock, and cleared by the policy.
 	ref atomic.Bool
 
+	// saturated is the sketch generation in which reads found the key
+	// saturated (see lruSketch.add); 0 for none. While it lasts, reads
+	// skip the sketch: recording their access would change nothing.
+	saturated atomic.Uint32
+
 	// The rest is guarded by DriverLRU.mu.
 	seg        uint8 // the policy's list holding the record
 	purged     bool  // its epoch was set by a purge, not a store
@@ -200,14 +205,30 @@ func (d *DriverLRU) Lookup(_ context.Context, urlKey string) (Record, error) {
 	s := d.shard(h)
 	var rec Record
 	s.mu.RLock()
-	if r := s.m[urlKey]; r != nil {
+	r := s.m[urlKey]
+	if r != nil {
 		rec.Epoch, rec.Object = r.epoch, r.obj
 		rec.Options, rec.HasOptions = r.options()
-		r.touch()
 	}
 	s.mu.RUnlock()
-	d.sketch.add(h)
+	d.access(r, h)
 	return rec, nil
+}
+
+// access records a read of the key hashed to h, held in r (nil: none),
+// for the policy: r's ref bit and the key's frequency. For a hot key it
+// only reads: the bit is set already and the key is known to be saturated
+// in the sketch's generation.
+func (d *DriverLRU) access(r *lruRecord, h uint64) {
+	if r == nil {
+		d.sketch.add(h)
+		return
+	}
+	r.touch()
+	gen := d.sketch.gen.Load()
+	if r.saturated.Load() != gen && d.sketch.add(h) {
+		r.saturated.Store(gen)
+	}
 }
 
 // Object implements [Driver]. It takes one shard's read lock, does not
@@ -217,12 +238,12 @@ func (d *DriverLRU) Object(_ context.Context, objKey string) (*Object, error) {
 	s := d.shard(h)
 	var obj *Object
 	s.mu.RLock()
-	if r := s.m[objKey]; r != nil {
+	r := s.m[objKey]
+	if r != nil {
 		obj = r.obj
-		r.touch()
 	}
 	s.mu.RUnlock()
-	d.sketch.add(h)
+	d.access(r, h)
 	return obj, nil
 }
 

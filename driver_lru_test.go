@@ -523,3 +523,44 @@ func TestDriverLRUConcurrent(t *testing.T) {
 }
 
 func maphash64(d *DriverLRU, key string) uint64 { return maphash.String(d.seed, key) }
+
+// Reads of a hot key write nothing once its frequency is saturated: not
+// the sketch, not the record. Hits on one key from many goroutines then
+// share every cache line they touch but the shard lock's.
+func TestDriverLRUHotReadsWriteNothing(t *testing.T) {
+	ctx := context.Background()
+	d := NewDriverLRU(10)
+	fetch(t, d, "hot", "body")
+	d.Store(ctx, &Store{URLKey: "hot", Epoch: lookupEpoch(d, "hot"), ObjectKey: "hot/v", Object: testObject("v")})
+	for range 40 {
+		d.Lookup(ctx, "hot")
+		d.Object(ctx, "hot/v")
+	}
+	snapshot := func() []uint64 {
+		var words []uint64
+		for i := range d.sketch.table {
+			words = append(words, d.sketch.table[i].Load())
+		}
+		for i := range d.sketch.door {
+			words = append(words, d.sketch.door[i].Load())
+		}
+		words = append(words, uint64(d.sketch.added.Load()))
+		for _, key := range []string{"hot", "hot/v"} {
+			r := d.find(key)
+			words = append(words, uint64(r.saturated.Load()))
+			if r.ref.Load() {
+				words = append(words, 1)
+			}
+		}
+		return words
+	}
+	before := snapshot()
+	d.Lookup(ctx, "hot")
+	d.Object(ctx, "hot/v")
+	if after := snapshot(); !reflect.DeepEqual(before, after) {
+		t.Error("reads of a saturated hot key wrote to the sketch or the record")
+	}
+	if r := d.find("hot"); r.saturated.Load() != d.sketch.gen.Load() || !r.ref.Load() {
+		t.Error("the hot record is not known saturated and referenced")
+	}
+}

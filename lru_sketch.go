@@ -31,6 +31,11 @@ type lruSketch struct {
 	doorMask  uint64          // len(door)*64 - 1
 	added     atomic.Int64    // changes since the last halving
 	sample    int64           // changes between halvings
+
+	// gen names the sketch's generation: it changes when the sketch is
+	// halved. A caller that saw a key saturated in a generation may skip
+	// the key's accesses while it lasts (see add).
+	gen atomic.Uint32
 }
 
 const (
@@ -50,17 +55,16 @@ func newLRUSketch(capacity int) *lruSketch {
 	for words < 2*capacity && words < sketchMaxWords {
 		words <<= 1
 	}
-	return &lruSketch{
+	s := &lruSketch{
 		table:     make([]atomic.Uint64, words),
 		blockMask: uint64(words/8 - 1),
 		door:      make([]atomic.Uint64, words/8),
 		doorMask:  uint64(words*8 - 1),
 		sample:    20 * int64(words),
 	}
+	s.gen.Store(1) // 0 is no generation
+	return s
 }
-
-// byteSize returns the memory the sketch holds, fixed at creation.
-func (s *lruSketch) byteSize() int64 { return int64(len(s.table)+len(s.door)) * 8 }
 
 // counter returns where counter row (0 to 3) of the key hashed to h lies:
 // the word's index and the counter's bit shift in it. The bits used are 4
@@ -81,8 +85,12 @@ func (s *lruSketch) doorBits(h uint64) (a, b uint64) {
 
 func (s *lruSketch) doorHas(i uint64) bool { return s.door[i/64].Load()&(1<<(i%64)) != 0 }
 
-// add records one access to the key hashed to h.
-func (s *lruSketch) add(h uint64) {
+// add records one access to the key hashed to h. It reports whether the
+// key is saturated (its doorkeeper bits set and its counters at their
+// maximum), in which case the access changed nothing, and further accesses
+// would change nothing either until the generation read before the call
+// ends: the caller may then skip them.
+func (s *lruSketch) add(h uint64) (saturated bool) {
 	a, b := s.doorBits(h)
 	hasA, hasB := s.doorHas(a), s.doorHas(b)
 	if !hasA || !hasB {
@@ -95,17 +103,20 @@ func (s *lruSketch) add(h uint64) {
 			s.door[b/64].Or(1 << (b % 64))
 		}
 		s.changed()
-		return
+		return false
 	}
-	if s.increment(h) {
+	changed, saturated := s.increment(h)
+	if changed {
 		s.changed()
 	}
+	return saturated
 }
 
 // increment adds one to the smallest of the key's counters (a conservative
 // update: counters shared with more frequent keys are left alone, which
-// keeps estimates closer). It reports whether any counter changed.
-func (s *lruSketch) increment(h uint64) bool {
+// keeps estimates closer). It reports whether any counter changed, and
+// whether all were saturated already.
+func (s *lruSketch) increment(h uint64) (changed, saturated bool) {
 	low := uint64(sketchCounter)
 	var words [4]int
 	var shifts [4]uint
@@ -114,9 +125,8 @@ func (s *lruSketch) increment(h uint64) bool {
 		low = min(low, (s.table[words[row]].Load()>>shifts[row])&15)
 	}
 	if low == sketchCounter {
-		return false
+		return false, true
 	}
-	changed := false
 	for row := range 4 {
 		w := &s.table[words[row]]
 		for {
@@ -130,7 +140,7 @@ func (s *lruSketch) increment(h uint64) bool {
 			}
 		}
 	}
-	return changed
+	return changed, false
 }
 
 // changed counts one change and halves the sketch once sample changes have
@@ -142,8 +152,10 @@ func (s *lruSketch) changed() {
 	}
 }
 
-// halve divides every counter by two and empties the doorkeeper.
+// halve divides every counter by two and empties the doorkeeper, in a new
+// generation.
 func (s *lruSketch) halve() {
+	s.gen.Add(1)
 	const keep = 0x7777777777777777 // each counter's three low bits after the shift
 	for i := range s.table {
 		w := &s.table[i]
