@@ -18,10 +18,12 @@ const DefaultDriverBytes = 64 << 20
 const lruShards = 16
 
 // lruRecordOverhead is what one record costs in bytes beyond its key and
-// what it holds: the record itself (112 bytes) and its slot in a shard's
-// map, measured with runtime.MemStats in memory_test.go, so that a byte
-// budget bounds real memory.
-const lruRecordOverhead = 160
+// what it holds: the record itself (112 bytes), its slot in a shard's map
+// and the rounding of its key's allocation, calibrated with
+// runtime.MemStats in memory_test.go (TestMemoryHeapPerObject logs the
+// driver's count beside the heap's), so that a byte budget bounds real
+// memory.
+const lruRecordOverhead = 170
 
 // lruTagOverhead is what a record's membership in a tag costs beyond the
 // tag's bytes: its place in the record's list of tags and in the tag's set
