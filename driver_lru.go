@@ -287,29 +287,52 @@ func (d *DriverLRU) Store(_ context.Context, st *Store) (bool, error) {
 	if obj != nil && !d.fits(st.ObjectKey, obj, plain, st.Options, u) {
 		obj, remove = nil, true
 	}
+	// Records the store needs are added first, empty: a reader finds in
+	// an empty record what it finds under an absent key.
 	if u == nil && (st.Options != nil || (plain && obj != nil)) {
 		u = d.insert(st.URLKey, segWindow)
 	}
+	if obj != nil && !plain && target == nil {
+		target = d.insert(st.ObjectKey, segWindow)
+	}
+	if plain {
+		target = u
+	}
+	var policy *Options
 	if u != nil && st.Options != nil {
-		policy := d.share(u.policy, st.Options)
-		d.change(u, func(r *lruRecord) { r.policy, r.epoch = policy, st.Options.Epoch })
-		u.purged = false
+		policy = d.share(u.policy, st.Options)
+	}
+	dropTarget := remove && target != nil && (!plain || (u.epoch == 0 && u.policy == nil && policy == nil))
+	uHad, tHad := u != nil && u.obj != nil, target != nil && target.obj != nil
+
+	// Every change readers can see is made under the write locks of the
+	// shards involved, all held at once, so that a Lookup or Object sees
+	// all of the store or none of it.
+	unlock := d.lock(u, target)
+	if policy != nil {
+		u.policy, u.epoch = policy, st.Options.Epoch
 	}
 	switch {
-	case obj != nil && plain:
-		d.change(u, func(r *lruRecord) { r.obj = obj })
 	case obj != nil:
-		if target == nil {
-			target = d.insert(st.ObjectKey, segWindow)
-		}
-		d.change(target, func(r *lruRecord) { r.obj = obj })
-	case remove && plain && u != nil:
-		d.change(u, func(r *lruRecord) { r.obj = nil })
-		if u.epoch == 0 && u.policy == nil {
-			d.remove(u)
-		}
+		target.obj = obj
+	case dropTarget:
+		delete(d.shard(target.hash).m, target.key)
 	case remove && target != nil:
-		d.remove(target)
+		target.obj = nil
+	}
+	unlock()
+
+	if u != nil {
+		d.policy.resize(u, recordSize(u), uHad)
+		if policy != nil {
+			u.purged = false
+		}
+	}
+	switch {
+	case dropTarget:
+		d.forget(target)
+	case target != nil && target != u:
+		d.policy.resize(target, recordSize(target), tHad)
 	}
 	if u != nil && u.seg == segMarks && (u.policy != nil || u.obj != nil) {
 		// A purge mark the store made a record of: it now counts against
@@ -317,7 +340,7 @@ func (d *DriverLRU) Store(_ context.Context, st *Store) (bool, error) {
 		u.purged = false
 		d.policy.move(u, segWindow)
 	}
-	if len(st.Tags) > 0 && u != nil && u.seg != segMarks {
+	if len(st.Tags) > 0 && u != nil && u.seg != segMarks && !(dropTarget && plain) {
 		d.tag(u, st.Tags)
 	}
 	d.settle()
@@ -422,11 +445,44 @@ func (d *DriverLRU) remove(r *lruRecord) {
 	s.mu.Lock()
 	delete(s.m, r.key)
 	s.mu.Unlock()
+	d.forget(r)
+}
+
+// forget takes r, deleted from the map, out of the policy and the tags.
+// d.mu must be held.
+func (d *DriverLRU) forget(r *lruRecord) {
 	d.policy.remove(r)
 	for _, t := range r.tags {
 		d.untagSet(r, t)
 	}
 	r.tags = nil
+}
+
+// lock takes the write locks of the shards of a and b (either may be nil,
+// or both the same record) and returns what releases them. d.mu must be
+// held: writers take shard locks only under it, so two are taken without
+// a lock order.
+func (d *DriverLRU) lock(a, b *lruRecord) (unlock func()) {
+	var sa, sb *lruShard
+	if a != nil {
+		sa = d.shard(a.hash)
+		sa.mu.Lock()
+	}
+	if b != nil {
+		if sb = d.shard(b.hash); sb == sa {
+			sb = nil
+		} else {
+			sb.mu.Lock()
+		}
+	}
+	return func() {
+		if sa != nil {
+			sa.mu.Unlock()
+		}
+		if sb != nil {
+			sb.mu.Unlock()
+		}
+	}
 }
 
 // evict drops r for the policy's limits. A record whose epoch was set by

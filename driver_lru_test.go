@@ -564,3 +564,37 @@ func TestDriverLRUHotReadsWriteNothing(t *testing.T) {
 		t.Error("the hot record is not known saturated and referenced")
 	}
 }
+
+// A Store is isolated from concurrent reads: a reader that sees the
+// options it wrote also finds the variant it wrote with them.
+func TestDriverLRUStoreIsolated(t *testing.T) {
+	ctx := context.Background()
+	d := NewDriverLRU(4000)
+	const n = 2000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			key := "u" + strconv.Itoa(i)
+			d.Store(ctx, &Store{URLKey: key, Options: &Options{Epoch: 1, Vary: []string{"X"}},
+				ObjectKey: key + "/v", Object: testObject("v")})
+		}
+	}()
+	torn := 0
+	for i := range n {
+		key := "u" + strconv.Itoa(i)
+		for {
+			rec, _ := d.Lookup(ctx, key)
+			if rec.HasOptions {
+				if obj, _ := d.Object(ctx, key+"/v"); obj == nil {
+					torn++
+				}
+				break
+			}
+		}
+	}
+	<-done
+	if torn > 0 {
+		t.Errorf("%d of %d reads saw a store's options without its object", torn, n)
+	}
+}
