@@ -62,8 +62,9 @@ type DriverLRU struct {
 	shards [lruShards]lruShard
 
 	// mu serializes writes. A writer holds it while it reads what it
-	// checks and while it changes records, maps and the policy; it also
-	// takes the shard's write lock around each change that readers see.
+	// checks and while it changes records, maps and the policy; around
+	// each change that readers see it also takes the write locks of the
+	// shards involved (both of a Store's at once).
 	mu       sync.Mutex
 	policy   *lruPolicy           // guarded by mu
 	tags     map[string]lruTagSet // tag -> URL records stored with it; guarded by mu
