@@ -113,6 +113,7 @@ type lruRecord struct {
 	// The rest is guarded by DriverLRU.mu.
 	seg        uint8 // the policy's list holding the record
 	purged     bool  // its epoch was set by a purge, not a store
+	marked     bool  // collected as a victim by the walk under way
 	key        string
 	hash       uint64 // maphash of key with the driver's seed
 	size       int64  // bytes counted for the record

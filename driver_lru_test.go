@@ -598,3 +598,53 @@ func TestDriverLRUStoreIsolated(t *testing.T) {
 		t.Errorf("%d of %d reads saw a store's options without its object", torn, n)
 	}
 }
+
+// Lookup and Object count accesses to keys the driver does not hold, so
+// that a key requested often is admitted at its first Store, and a key
+// requested once is not.
+func TestDriverLRUFrequencyBeforeStore(t *testing.T) {
+	ctx := context.Background()
+	d := NewDriverLRU(1) // no window: every newcomer faces admission
+	fetch(t, d, "resident", "x")
+	fetch(t, d, "resident", "x")
+	for range 3 {
+		d.Lookup(ctx, "url")
+		d.Object(ctx, "url/variant")
+	}
+	if got := d.sketch.estimate(maphash64(d, "url")); got != 3 {
+		t.Errorf("a key looked up 3 times before any store is estimated %d", got)
+	}
+	if got := d.sketch.estimate(maphash64(d, "url/variant")); got != 3 {
+		t.Errorf("an object key read 3 times before any store is estimated %d", got)
+	}
+	fetch(t, d, "once", "x")
+	if rec, _ := d.Lookup(ctx, "resident"); rec.Object == nil {
+		t.Fatal("a key requested once replaced one requested twice")
+	}
+	fetch(t, d, "url", "x")
+	if rec, _ := d.Lookup(ctx, "url"); rec.Object == nil {
+		t.Error("a key requested often was refused at its first store")
+	}
+}
+
+// Victims past their RetainUntil lose admission without a contest: they
+// can no longer be served.
+func TestDriverLRUExpiredVictimsLose(t *testing.T) {
+	ctx := context.Background()
+	for _, expired := range []bool{false, true} {
+		d := NewDriverLRU(1)
+		obj := testObject("old")
+		if expired {
+			obj.Expires = time.Now().Add(-time.Minute)
+		}
+		for range 5 {
+			d.Lookup(ctx, "old")
+		}
+		d.Store(ctx, &Store{URLKey: "old", Options: &Options{Epoch: 1}, ObjectKey: "old", Object: obj})
+		fetch(t, d, "new", "x")
+		rec, _ := d.Lookup(ctx, "new")
+		if kept := rec.Object != nil; kept != expired {
+			t.Errorf("frequent victim expired %v: newcomer admitted %v", expired, kept)
+		}
+	}
+}

@@ -204,6 +204,9 @@ func (p *lruPolicy) balance(now time.Time, drop func(*lruRecord)) {
 				continue
 			}
 			victims, ok := p.victims(c)
+			for _, v := range victims {
+				v.marked = false
+			}
 			if ok && p.admit(c, victims, now) {
 				for _, v := range victims {
 					drop(v)
@@ -229,7 +232,11 @@ func (p *lruPolicy) balance(now time.Time, drop func(*lruRecord)) {
 // victims returns the records of the main part, in eviction order, that
 // would make room for candidate c, which is in the window; ok is false
 // when evicting all of them would not. Records read since the policy last
-// met them are given their second chance on the way.
+// met them are given their second chance on the way; as that moves them
+// to the front of protected (or of probation, when demoted), each list is
+// walked twice, so that they are met again with their bit cleared. The
+// records returned are marked while the walk lasts, to be met once only;
+// the caller unmarks them.
 func (p *lruPolicy) victims(c *lruRecord) (vs []*lruRecord, ok bool) {
 	vs = p.vbuf[:0]
 	defer func() { p.vbuf = vs[:0] }()
@@ -237,17 +244,19 @@ func (p *lruPolicy) victims(c *lruRecord) (vs []*lruRecord, ok bool) {
 	need.recs -= p.total.recs
 	need.objs -= p.total.objs
 	need.bytes -= p.total.bytes
-	for _, seg := range [2]uint8{segProbation, segProtected} {
+	for _, seg := range [4]uint8{segProbation, segProtected, segProbation, segProtected} {
 		l := &p.lists[seg]
 		for r := l.back(); r != nil; {
 			prev := l.end(r.prev)
 			switch {
+			case r.marked:
 			case r.ref.Load():
 				p.secondChance(r)
 			case need.recs <= 0 && need.bytes <= 0 && r.obj == nil:
 				// Only objects are over their limit, and r holds none:
 				// evicting it would not help.
 			default:
+				r.marked = true
 				vs = append(vs, r)
 				need.recs--
 				if r.obj != nil {
