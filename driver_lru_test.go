@@ -648,3 +648,21 @@ func TestDriverLRUExpiredVictimsLose(t *testing.T) {
 		}
 	}
 }
+
+// Records read again are promoted to protected, which holds up to 80% of
+// the main part, with or without a byte limit.
+func TestDriverLRUProtected(t *testing.T) {
+	for _, d := range []*DriverLRU{NewDriverLRU(20), NewDriverLRUBytes(20, 1<<20)} {
+		for i := range 20 {
+			fetch(t, d, "k"+strconv.Itoa(i), "x")
+			fetch(t, d, "k"+strconv.Itoa(i), "x") // a hit: the ref bit
+		}
+		for i := range 40 {
+			fetch(t, d, "once"+strconv.Itoa(i), "x") // admission walks promote
+		}
+		prot := d.policy.lists[segProtected].n
+		if prot.objs < 10 || prot.exceeds(d.policy.prot) {
+			t.Errorf("protected holds %+v, limit %+v", prot, d.policy.prot)
+		}
+	}
+}

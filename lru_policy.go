@@ -7,10 +7,9 @@ import (
 
 // lruPolicy decides which records a [DriverLRU] keeps: Window TinyLFU
 // (Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache
-// Admission Policy", 2017). New records enter a small LRU window (about 1%
+// Admission Policy", 2017). New records enter a small window (about 1%
 // of the limits), which lets a burst of accesses to a new key hit. The
-// window's least recently used record then becomes a candidate for the
-// main part, a segmented LRU (probation, then protected once read again),
+// window's oldest record then becomes a candidate for the main part, a segmented LRU (probation, then protected once read again),
 // and is admitted only if the sketch estimates it was accessed more often
 // than the records it would evict; else it is dropped, and evicts nothing.
 // One-off keys therefore pass through the window without displacing the
@@ -115,9 +114,6 @@ func newLRUPolicy(maxObjects, maxRecords, maxMarks int, maxBytes int64, sketch *
 	if maxObjects >= 2 {
 		w.objs, w.recs = max(w.objs, 1), max(w.recs, 2)
 	}
-	if maxBytes == math.MaxInt64 {
-		w.bytes = maxBytes
-	}
 	p.window = w
 	// Protected holds at most 80% of the main part, so that probation keeps
 	// room to judge newcomers by.
@@ -125,6 +121,9 @@ func newLRUPolicy(maxObjects, maxRecords, maxMarks int, maxBytes int64, sketch *
 		recs:  (maxRecords - w.recs) / 5 * 4,
 		objs:  (maxObjects - w.objs) / 5 * 4,
 		bytes: (maxBytes - w.bytes) / 5 * 4,
+	}
+	if maxBytes == math.MaxInt64 {
+		p.window.bytes, p.prot.bytes = maxBytes, maxBytes // no byte limit
 	}
 	// Marks may take a quarter of the bytes, so that records keep the rest.
 	p.marks = lruCounts{recs: maxMarks, objs: 0, bytes: maxBytes / 4}
