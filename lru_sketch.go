@@ -52,7 +52,7 @@ const (
 // tells keys of the long tail apart.
 func newLRUSketch(capacity int) *lruSketch {
 	words := 8
-	for words < 2*capacity && words < sketchMaxWords {
+	for words/2 < capacity && words < sketchMaxWords {
 		words <<= 1
 	}
 	s := &lruSketch{

@@ -2,6 +2,7 @@ package microcache
 
 import (
 	"hash/maphash"
+	"math"
 	"strconv"
 	"sync"
 	"testing"
@@ -110,6 +111,18 @@ func TestLRUSketchConcurrent(t *testing.T) {
 	for i := range 8 {
 		if got := s.estimate(sketchHash(seed, i)); got != sketchCounter+1 {
 			t.Errorf("hot key %d estimated %d, want saturated", i, got)
+		}
+	}
+}
+
+// The sketch has two words per key it is sized for, within its bounds,
+// whatever the capacity asked (a limit near math.MaxInt included).
+func TestLRUSketchSize(t *testing.T) {
+	for _, tc := range []struct{ capacity, words int }{
+		{0, 8}, {1, 8}, {4, 8}, {5, 16}, {1000, 2048}, {1 << 30, sketchMaxWords}, {math.MaxInt, sketchMaxWords},
+	} {
+		if got := len(newLRUSketch(tc.capacity).table); got != tc.words {
+			t.Errorf("newLRUSketch(%d) has %d words, want %d", tc.capacity, got, tc.words)
 		}
 	}
 }
