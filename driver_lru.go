@@ -58,6 +58,7 @@ const lruOptionsListOverhead = 16
 // DriverLRU is safe for concurrent use. Its methods never return errors.
 type DriverLRU struct {
 	seed   maphash.Seed
+	start  time.Time // the origin of clock
 	sketch *lruSketch
 	shards [lruShards]lruShard
 
@@ -111,9 +112,9 @@ type lruRecord struct {
 	saturated atomic.Uint32
 
 	// The rest is guarded by DriverLRU.mu.
-	seg        uint8 // the policy's list holding the record
-	purged     bool  // its epoch was set by a purge, not a store
-	marked     bool  // collected as a victim by the walk under way
+	seg        uint8  // the policy's list holding the record
+	marked     bool   // collected as a victim by the walk under way
+	purgedAt   uint32 // when a purge last set its epoch (see DriverLRU.clock); 0: never
 	key        string
 	hash       uint64 // maphash of key with the driver's seed
 	size       int64  // bytes counted for the record
@@ -189,6 +190,7 @@ func NewDriverLRUBytes(maxObjects int, maxBytes int64) *DriverLRU {
 	}
 	d := &DriverLRU{
 		seed:   maphash.MakeSeed(),
+		start:  time.Now(),
 		sketch: newLRUSketch(capacity),
 		tags:   make(map[string]lruTagSet),
 	}
@@ -326,9 +328,6 @@ func (d *DriverLRU) Store(_ context.Context, st *Store) (bool, error) {
 
 	if u != nil {
 		d.policy.resize(u, recordSize(u), uHad)
-		if policy != nil {
-			u.purged = false
-		}
 	}
 	switch {
 	case dropTarget:
@@ -339,7 +338,6 @@ func (d *DriverLRU) Store(_ context.Context, st *Store) (bool, error) {
 	if u != nil && u.seg == segMarks && (u.policy != nil || u.obj != nil) {
 		// A purge mark the store made a record of: it now counts against
 		// the limits like any record.
-		u.purged = false
 		d.policy.move(u, segWindow)
 	}
 	if len(st.Tags) > 0 && u != nil && u.seg != segMarks && !(dropTarget && plain) {
@@ -385,12 +383,15 @@ func (d *DriverLRU) Purge(_ context.Context, urlKey string, epoch uint64) error 
 // the front of the marks. d.mu must be held.
 func (d *DriverLRU) purge(r *lruRecord, epoch uint64) {
 	d.change(r, func(r *lruRecord) { r.epoch, r.obj = epoch, nil })
+	r.purgedAt = d.clock()
 	if r.seg == segMarks {
 		d.policy.move(r, segMarks)
-	} else {
-		r.purged = true
 	}
 }
+
+// clock returns the seconds since the driver was created, plus one (0
+// means never). Seconds in 32 bits fit in the record's padding.
+func (d *DriverLRU) clock() uint32 { return uint32(time.Since(d.start)/time.Second) + 1 }
 
 // PurgeTag implements [Driver].
 func (d *DriverLRU) PurgeTag(_ context.Context, tag string, epoch uint64) error {
@@ -487,20 +488,19 @@ func (d *DriverLRU) lock(a, b *lruRecord) (unlock func()) {
 	}
 }
 
-// evict drops r for the policy's limits. A record whose epoch was set by
-// a purge turns into a purge mark rather than vanish, so that a backend
-// call that started before the purge still fails its Store. d.mu must be
-// held.
+// evict drops r for the policy's limits. A record purged less than
+// MinPurgeMarkRetention ago turns into a purge mark rather than vanish, so
+// that a backend call that started before the purge (and read no epoch)
+// still fails its Store. d.mu must be held.
 func (d *DriverLRU) evict(r *lruRecord) {
 	d.evicted.Add(1)
-	if !r.purged {
+	if r.seg == segMarks || r.purgedAt == 0 || d.clock()-r.purgedAt > uint32(MinPurgeMarkRetention/time.Second) {
 		d.remove(r)
 		return
 	}
 	for _, t := range r.tags {
 		d.untagSet(r, t)
 	}
-	r.purged = false
 	d.change(r, func(r *lruRecord) { r.policy, r.obj, r.tags = nil, nil, nil })
 	d.policy.move(r, segMarks)
 }

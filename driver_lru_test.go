@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -409,20 +410,30 @@ func TestDriverLRUPurgeMarks(t *testing.T) {
 	}
 }
 
-// A purged record evicted later turns into a purge mark, so that a fetch
-// that started before the purge still fails its Store.
+// A record purged less than MinPurgeMarkRetention ago and evicted turns
+// into a purge mark, so that a fetch that started before the purge still
+// fails its Store; one purged longer ago just goes.
 func TestDriverLRUEvictedPurgeLeavesMark(t *testing.T) {
-	ctx := context.Background()
-	d := NewDriverLRU(2)
-	fetch(t, d, "a", "x")
-	d.Purge(ctx, "a", 42)
-	// Frequent URLs whose options only are stored (uncacheable ones) crowd
-	// the records.
-	for i := range 50 {
-		learnUncacheable(d, "u"+strconv.Itoa(i%10))
-	}
-	if rec, _ := d.Lookup(ctx, "a"); rec.HasOptions || rec.Epoch != 42 {
-		t.Errorf("purged record after evictions: %+v, want a mark of epoch 42", rec)
+	for _, wait := range []time.Duration{0, MinPurgeMarkRetention - time.Second, MinPurgeMarkRetention + 2*time.Second} {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			d := NewDriverLRU(2)
+			fetch(t, d, "a", "x")
+			d.Purge(ctx, "a", 42)
+			time.Sleep(wait)
+			// Frequent URLs whose options only are stored (uncacheable
+			// ones) crowd the records.
+			for i := range 50 {
+				learnUncacheable(d, "u"+strconv.Itoa(i%10))
+			}
+			rec, _ := d.Lookup(ctx, "a")
+			if rec.HasOptions {
+				t.Fatalf("%v after the purge: the purged record was not evicted", wait)
+			}
+			if want := wait < MinPurgeMarkRetention; (rec.Epoch == 42) != want {
+				t.Errorf("%v after the purge: evicted record left epoch %d, want a mark: %v", wait, rec.Epoch, want)
+			}
+		})
 	}
 }
 
