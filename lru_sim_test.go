@@ -21,7 +21,7 @@ import (
 // An offline simulator of eviction policies, to choose DriverLRU's: plain
 // LRU, 2Q and ARC (hashicorp/golang-lru) and DriverLRU itself (Window
 // TinyLFU) replay the same traces, and the hit ratios are printed side by
-// side. It runs only when asked, as it takes tens of seconds:
+// side. It runs only when asked, as it takes about ten seconds:
 //
 //	MICROCACHE_SIM=1 go test -run TestLRUSimulation -v
 
