@@ -7,7 +7,8 @@ import (
 )
 
 // DefaultDriverSize is the number of objects held by the LRU driver that
-// [New] creates when [Config.Driver] is nil.
+// [New] creates when [Config.Driver] is nil; [DefaultDriverBytes] bounds
+// its bytes.
 const DefaultDriverSize = 10000
 
 // DefaultMaxObjectSize is the largest response body, in bytes, that is
@@ -169,7 +170,8 @@ type Config struct {
 	Monitor Monitor
 
 	// Driver stores objects and per-key options. Nil means
-	// NewDriverLRU(DefaultDriverSize).
+	// NewDriverLRUBytes(DefaultDriverSize, DefaultDriverBytes): at most
+	// 10,000 objects and 64 MiB.
 	Driver Driver
 
 	// Compressor, when not nil, compresses bodies before they are handed
@@ -202,7 +204,7 @@ func (c Config) normalized() Config {
 	c.SessionCookies = slices.Clone(c.SessionCookies)
 	c.Vary = canonicalNames(c.Vary)
 	if c.Driver == nil {
-		c.Driver = NewDriverLRU(DefaultDriverSize)
+		c.Driver = NewDriverLRUBytes(DefaultDriverSize, DefaultDriverBytes)
 	}
 	return c
 }

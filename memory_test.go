@@ -1,6 +1,7 @@
 package microcache_test
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -248,4 +249,25 @@ func TestMemoryHeapPerObjectTypicalHeader(t *testing.T) {
 		t.Errorf("heap holds %.0f B per object beyond body and headers, want <= %d", real, maxOverhead)
 	}
 	runtime.KeepAlive(c)
+}
+
+// The driver New makes when Config.Driver is nil has a byte bound
+// (DefaultDriverBytes), not only an object count: 20 responses at the
+// default MaxObjectSize (80 MiB) never make it hold more than 64 MiB.
+func TestDefaultDriverByteBound(t *testing.T) {
+	if encodingDriverRun() {
+		t.Skip("the default driver is replaced by -microcache.driver")
+	}
+	big := bytes.Repeat([]byte("x"), microcache.DefaultMaxObjectSize)
+	c := newCache(t, microcache.Config{TTL: time.Hour})
+	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(big) }))
+	for i := range 20 {
+		get(t, h, "/big/"+strconv.Itoa(i))
+		if s := c.Stats(); s.StoredBytes > microcache.DefaultDriverBytes {
+			t.Fatalf("after %d large responses the default driver holds %d bytes, over its %d", i+1, s.StoredBytes, microcache.DefaultDriverBytes)
+		}
+	}
+	if s := c.Stats(); s.Size == 0 || s.Evictions == 0 && s.Size == 20 {
+		t.Errorf("stats %+v: want some objects kept and the rest refused or evicted", s)
+	}
 }

@@ -285,7 +285,10 @@ func (rec *recorder) finish(res *fetchResult) *responseTraits {
 		res.lengthMismatch = true
 		res.contentLength = rec.contentLength[0]
 	}
-	res.trailer = rec.trailer()
+	if !rec.abandoned {
+		// An abandoned handler may still be writing its header map.
+		res.trailer = rec.trailer()
+	}
 	if res.trailer != nil && rec.declared < 0 {
 		res.unsized = true // trailers need a chunked body in HTTP/1.1
 	}
