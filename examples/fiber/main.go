@@ -23,10 +23,10 @@
 // (Prefork, fiber.Config's timeouts and limits other than BodyLimit, the
 // OnListen hooks) are not used: http.Server's are.
 //
-// Why not adaptor.HTTPMiddleware(cache.Middleware) in the app: that
-// adaptor runs the cache around a stub and calls c.Next only after the
-// cache has returned, so the cache never sees the app's response and
-// would store empty pages; and the stub touches the pooled fiber.Ctx,
+// Why not app.Use(adaptor.HTTPMiddleware(cache.Middleware)): that adaptor
+// runs the cache around a stub and calls c.Next only after the cache has
+// returned, so the cache never sees the app's response (tried: every answer
+// is an empty 200, marked MISS); and the stub touches the pooled fiber.Ctx,
 // which a stale-while-revalidate refresh, or a handler still running after
 // Config.Timeout, would do after the request has ended, on another
 // goroutine, while the context serves another request. Wrapping the whole
