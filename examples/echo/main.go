@@ -13,13 +13,14 @@
 // route: echo hands its handlers an echo.Context taken from a pool and put
 // back when e.ServeHTTP returns, and WrapMiddleware calls the rest of the
 // chain with it from inside the cache's handler. A stale-while-revalidate
-// refresh, and a handler still running after Config.Timeout, run that
-// after the request has ended, on another goroutine, with a context
-// already reused by another request. A handler's returned error would also
-// be turned into a response by echo's HTTPErrorHandler only after the
-// cache's handler has returned, too late for the cache to see it. Wrapping
-// the instance gives every call, background ones included, a context of
-// its own, and the cache sees the error pages too.
+// refresh, and a handler still running after Config.Timeout, run that after
+// the request has ended, on another goroutine, with a context already
+// reused by another request (tried: refreshes of /hello/n0 stored another
+// name's page under that URL). A handler's returned error would also be
+// turned into a response by echo's HTTPErrorHandler only after the cache's
+// handler has returned, too late for the cache to see it. Wrapping the
+// instance gives every call, background ones included, a context of its
+// own, and the cache sees the error pages too.
 package main
 
 import (
