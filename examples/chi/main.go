@@ -11,13 +11,13 @@
 // context behind chi.URLParam) in a pooled object that it takes back when
 // ServeHTTP returns. A stale-while-revalidate refresh, and a handler still
 // running after Config.Timeout, call the handler after that, on another
-// goroutine, with the client's context values: inside the router they
-// would route with, and read URL parameters from, a route context already
-// reused by another request (tried: the race detector reports it). Outside the router, every call to
-// r.ServeHTTP, background ones included, gets a route context of its own.
-// (Without StaleWhileRevalidate and Timeout the handler only ever runs
-// during its request, and r.Use works, but the wrapping below is safe with
-// every option.)
+// goroutine, with the client's context values: inside the router they would
+// route with, and read URL parameters from, a route context already reused
+// by another request (tried: the race detector reports it). Outside the
+// router, every call to r.ServeHTTP, background ones included, gets a route
+// context of its own. (Without StaleWhileRevalidate and Timeout the handler
+// only ever runs during its request, and r.Use works, but the wrapping
+// below is safe with every option.)
 package main
 
 import (
