@@ -1,0 +1,16 @@
+module github.com/httpimp/microcache/acceptlang
+
+go 1.25.0
+
+require (
+	github.com/httpimp/microcache v0.0.0
+	golang.org/x/text v0.41.0
+)
+
+require (
+	github.com/golang/snappy v1.0.0 // indirect
+	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+)
+
+replace github.com/httpimp/microcache => ../
