@@ -12,8 +12,10 @@
 package acceptlang
 
 import (
+	"hash/maphash"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/text/language"
 )
@@ -67,6 +69,7 @@ func Normalize(supported ...language.Tag) func(http.Handler) http.Handler {
 	m := &matcher{
 		matcher: language.NewMatcher(supported),
 		values:  make([]string, len(supported)),
+		seed:    maphash.MakeSeed(),
 	}
 	for i, tag := range supported {
 		m.values[i] = tag.String()
@@ -79,25 +82,58 @@ func Normalize(supported ...language.Tag) func(http.Handler) http.Handler {
 	}
 }
 
-// matcher chooses among the supported languages. It is only read after
-// Normalize has built it.
+// matcher chooses among the supported languages. Normalize builds it;
+// afterwards only memo changes.
 type matcher struct {
 	matcher language.Matcher
 	values  []string // the header value of each supported language
+
+	// memo remembers the choice for recently seen header values, since
+	// parsing and matching cost several times more than the rest, and a
+	// site's clients send few distinct values. A value has one slot,
+	// chosen by its hash; a new value replaces the slot's, so memory stays
+	// bounded (memoSlots values of at most memoMaxLen bytes) whatever
+	// clients send.
+	seed maphash.Seed
+	memo [memoSlots]atomic.Pointer[memoEntry]
+}
+
+const (
+	memoSlots  = 256
+	memoMaxLen = 256 // longer values are parsed every time
+)
+
+type memoEntry struct {
+	value string
+	index int
 }
 
 // match returns the index of the supported language that best matches the
 // Accept-Language values, and 0 for the default.
 func (m *matcher) match(values []string) int {
-	var list string
 	switch len(values) {
 	case 0:
 		return 0
 	case 1:
-		list = values[0]
 	default:
-		list = strings.Join(values, ",") // one list (RFC 9110 §5.3)
+		return m.choose(strings.Join(values, ",")) // one list (RFC 9110 §5.3)
 	}
+	value := values[0]
+	if len(value) > memoMaxLen {
+		return m.choose(value)
+	}
+	slot := &m.memo[maphash.String(m.seed, value)%memoSlots]
+	if e := slot.Load(); e != nil && e.value == value {
+		return e.index
+	}
+	i := m.choose(value)
+	// A copy, so as not to keep the request's memory alive.
+	slot.Store(&memoEntry{value: strings.Clone(value), index: i})
+	return i
+}
+
+// choose parses and matches an Accept-Language list.
+func (m *matcher) choose(list string) int {
 	if len(list) > maxLen {
 		return 0
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/httpimp/microcache"
@@ -83,13 +84,48 @@ var app = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 func TestChoice(t *testing.T) {
 	h := acceptlang.Normalize(language.English, language.French, language.German)(app)
-	for _, tc := range browserHeaders {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, newRequest(tc.header))
-		if got, want := w.Body.String(), fmt.Sprintf("lang=%q", tc.want); got != want {
-			t.Errorf("Accept-Language %q: the handler got %s, want %s", tc.header, got, want)
+	for round := range 2 { // the second from the remembered choices
+		for _, tc := range browserHeaders {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, newRequest(tc.header))
+			if got, want := w.Body.String(), fmt.Sprintf("lang=%q", tc.want); got != want {
+				t.Errorf("round %d: Accept-Language %q: the handler got %s, want %s", round+1, tc.header, got, want)
+			}
 		}
 	}
+}
+
+// TestManyValues sends more distinct values than Normalize remembers,
+// from several goroutines at once, twice: every answer stays right while
+// remembered choices are replaced.
+func TestManyValues(t *testing.T) {
+	var wg sync.WaitGroup
+	h := acceptlang.Normalize(language.English, language.French, language.German)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Header.Get("Accept-Language"))
+	}))
+	for g := range 4 {
+		wg.Go(func() {
+			for n := range 2000 {
+				i := (n + g*250) % 1000
+				if i == 500 {
+					continue // a tie
+				}
+				// de weighs i/1000, fr 0.5.
+				want := "fr"
+				if i > 500 {
+					want = "de"
+				}
+				header := fmt.Sprintf("de;q=0.%03d, fr;q=0.5", i)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, newRequest(header))
+				if got := w.Body.String(); got != want {
+					t.Errorf("Accept-Language %q: the handler got %q, want %q", header, got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestVariants sends the browsers' mix through the cache alone, then
