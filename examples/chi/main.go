@@ -3,7 +3,7 @@
 //	cd examples/chi && go run . [-addr localhost:8080]
 //
 // The cache wraps the whole router: cache.Middleware(r). Then
-// curl -sI http://localhost:8080/ twice shows "Microcache: MISS", then
+// curl -i http://localhost:8080/ twice shows "Microcache: MISS", then
 // "Microcache: HIT"; /hello/{name} is cached per name, and /now is never
 // cached.
 //
@@ -58,7 +58,7 @@ func run(addr string) error {
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Printf("chi example: open %s (curl -sI it twice: MISS, then HIT)\n", displayURL(addr, ln.Addr()))
+	fmt.Printf("chi example: open %s (try curl -i twice: MISS, then HIT)\n", displayURL(addr, ln.Addr()))
 
 	var serveErr error
 	select {

@@ -4,7 +4,7 @@
 //
 // The cache wraps the whole instance, which is an http.Handler:
 // http.Server{Handler: cache.Middleware(e)}. Then
-// curl -sI http://localhost:8080/ twice shows "Microcache: MISS", then
+// curl -i http://localhost:8080/ twice shows "Microcache: MISS", then
 // "Microcache: HIT"; /hello/:name is cached per name, and /now is never
 // cached. Middleware registered with e.Use (logging, recovery) runs only
 // when the cache calls the instance: on misses and refreshes, not on hits.
@@ -62,7 +62,7 @@ func run(addr string) error {
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Printf("echo example: open %s (curl -sI it twice: MISS, then HIT)\n", displayURL(addr, ln.Addr()))
+	fmt.Printf("echo example: open %s (try curl -i twice: MISS, then HIT)\n", displayURL(addr, ln.Addr()))
 
 	var serveErr error
 	select {

@@ -5,7 +5,7 @@
 // Fiber runs on fasthttp, not net/http, so the app is served by net/http
 // through fiber's adaptor, and the cache wraps that:
 // http.Server{Handler: cache.Middleware(adaptor.FiberApp(app))}. Then
-// curl -sI http://localhost:8080/ twice shows "Microcache: MISS", then
+// curl -i http://localhost:8080/ twice shows "Microcache: MISS", then
 // "Microcache: HIT"; /hello/:name is cached per name, and /now is never
 // cached. The app is not started with app.Listen: net/http serves it.
 //
@@ -73,7 +73,7 @@ func run(addr string) error {
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Printf("fiber example: open %s (curl -sI it twice: MISS, then HIT)\n", displayURL(addr, ln.Addr()))
+	fmt.Printf("fiber example: open %s (try curl -i twice: MISS, then HIT)\n", displayURL(addr, ln.Addr()))
 
 	var serveErr error
 	select {

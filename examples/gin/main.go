@@ -4,7 +4,7 @@
 //
 // The cache wraps the whole engine, which is an http.Handler:
 // http.Server{Handler: cache.Middleware(engine)}. Then
-// curl -sI http://localhost:8080/ twice shows "Microcache: MISS", then
+// curl -i http://localhost:8080/ twice shows "Microcache: MISS", then
 // "Microcache: HIT"; /hello/:name is cached per name, and /now is never
 // cached. Middleware registered on the engine (logging, recovery) runs
 // only when the cache calls the engine: on misses and refreshes, not on
@@ -63,7 +63,7 @@ func run(addr string) error {
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Printf("gin example: open %s (curl -sI it twice: MISS, then HIT)\n", displayURL(addr, ln.Addr()))
+	fmt.Printf("gin example: open %s (try curl -i twice: MISS, then HIT)\n", displayURL(addr, ln.Addr()))
 
 	var serveErr error
 	select {
