@@ -38,8 +38,8 @@ const maxLen = 1 << 10
 // language.BrazilianPortuguese "pt-BR"). It is the one that
 // [language.Matcher] finds the best for the languages of the header,
 // weighed by their q-values: regional variants and close languages match
-// (fr-CH and fr-CA match fr, de-AT matches de, en-IN matches en), and
-// languages with q=0 are left out. It is supported[0] when the header is
+// (fr-CA and Breton br match fr, de-AT and Swiss German gsw match de, en-IN
+// matches en), and languages with q=0 are left out. It is supported[0] when the header is
 // absent or empty, when it does not parse ([language.ParseAcceptLanguage]),
 // when it is longer than 1 KiB (it is then not read), when it only has
 // "*", and when none of its languages matches any supported one. A header
@@ -47,8 +47,12 @@ const maxLen = 1 << 10
 //
 // The caller's request is not changed: when the value has to change, the
 // next handler gets a shallow copy of the request with a copy of its
-// header map. When the header already has the chosen value, the request
-// is passed on as it is, without allocating.
+// header map. When the header already has the chosen value (a single
+// "fr", say), the request is passed on as it is.
+//
+// The choice is remembered for a few hundred recently seen header values
+// (up to 256 bytes each), so that the common ones are not parsed again;
+// memory stays bounded whatever clients send.
 //
 // Put it outside the cache, so that the cache keys on the rewritten value:
 //

@@ -40,6 +40,11 @@ var browserHeaders = []struct{ header, want string }{
 	{"de-CH,de;q=0.9,fr;q=0.8,it;q=0.7,en;q=0.6", "de"},
 	{"de", "de"},
 	{"de-de", "de"},
+	{"en-IN", "en"}, // regional variants
+	{"fr-CA", "fr"},
+	{"de-AT", "de"},
+	{"gsw-CH", "de"}, // close languages: Swiss German
+	{"br", "fr"},     // Breton
 	{"nl-NL,nl;q=0.9,en-US;q=0.8,en;q=0.7", "en"},
 	{"nl-BE,nl;q=0.9,fr;q=0.8", "fr"},
 	{"pl-PL,pl;q=0.9,de;q=0.8,en;q=0.7", "de"},
