@@ -13,13 +13,13 @@
 // Why not as a gin middleware (engine.Use, or per route): gin hands its
 // handlers a *gin.Context taken from a pool and put back when
 // engine.ServeHTTP returns. An adapter that runs the rest of the chain
-// (c.Next) from inside cache.Middleware's handler would, for a stale-while-
-// revalidate refresh or a handler still running after Config.Timeout, call
-// c.Next after the request has ended, on another goroutine, with a context
-// already reused by another request; and gin writes to c.Writer, not to the
-// writer the cache hands the handler, so the cache would only see empty
-// answers, and store nothing. Wrapping the engine gives every call,
-// background ones included, a context of its own.
+// (c.Next) from inside cache.Middleware's handler would, for a
+// stale-while-revalidate refresh or a handler still running after
+// Config.Timeout, call c.Next after the request has ended, on another
+// goroutine, with a context already reused by another request; and gin
+// writes to c.Writer, not to the writer the cache hands the handler, so the
+// cache would only see empty answers, and store nothing. Wrapping the
+// engine gives every call, background ones included, a context of its own.
 package main
 
 import (
