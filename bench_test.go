@@ -527,3 +527,30 @@ func BenchmarkZipfHitRatio(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHitFeatures: a 1 KiB hit with each per-request feature of the
+// operations surface configured, beside none (the plain hit), so that what
+// each costs on the hit path is measured in the same run.
+func BenchmarkHitFeatures(b *testing.B) {
+	var observed atomic.Int64
+	features := []struct {
+		name string
+		cfg  microcache.Config
+	}{
+		{"none", microcache.Config{}},
+		{"cache-status", microcache.Config{CacheStatus: "edge"}},
+		{"observe", microcache.Config{Observe: func(*http.Request, microcache.Outcome) { observed.Add(1) }}},
+		{"passthrough", microcache.Config{Passthrough: func(r *http.Request) bool { return r.URL.Path == "/admin" }}},
+		{"session-cookies", microcache.Config{SessionCookies: []string{"sid"}}},
+		{"etag", microcache.Config{ETag: true}},
+	}
+	for _, f := range features {
+		b.Run(f.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var calls atomic.Int64
+			f.cfg.TTL = time.Hour
+			c := benchCache(b, f.cfg)
+			serial(b, c.Middleware(origin(benchBody(1<<10), &calls)), "/features", 1<<10, &calls)
+		})
+	}
+}

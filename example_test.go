@@ -1,6 +1,7 @@
 package microcache_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -76,4 +77,87 @@ func ExampleConfig_nocache() {
 	// /public HIT
 	// /account MISS
 	// /account MISS
+}
+
+func ExampleMicrocache_Purge() {
+	cache := microcache.New(microcache.Config{TTL: time.Hour, Exposed: true})
+	defer cache.Stop()
+	version := 1
+	h := cache.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "v%d", version)
+	}))
+	show := func() {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, httptest.NewRequest("GET", "https://example.com/products/1", nil))
+		fmt.Println(rr.Header().Get(microcache.HeaderStatus), rr.Body.String())
+	}
+	show()
+	show()
+	version = 2 // the product changed, outside any request
+	if err := cache.Purge(context.Background(), "https://example.com/products/1"); err != nil {
+		panic(err)
+	}
+	show()
+	// Output:
+	// MISS v1
+	// HIT v1
+	// MISS v2
+}
+
+func ExampleMicrocache_PurgeTag() {
+	cache := microcache.New(microcache.Config{TTL: time.Hour, Exposed: true})
+	defer cache.Stop()
+	h := cache.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/about" {
+			w.Header().Set(microcache.HeaderTags, "catalog") // product pages and lists
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	get := func(path string) string {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, httptest.NewRequest("GET", path, nil))
+		return path + " " + rr.Header().Get(microcache.HeaderStatus)
+	}
+	for _, p := range []string{"/products/1", "/products", "/about"} {
+		get(p)
+	}
+	if err := cache.PurgeTag(context.Background(), "catalog"); err != nil {
+		panic(err)
+	}
+	fmt.Println(get("/products/1"), get("/products"), get("/about"))
+	// Output:
+	// /products/1 MISS /products MISS /about HIT
+}
+
+func ExampleConfig_cacheStatus() {
+	cache := microcache.New(microcache.Config{
+		TTL:         time.Minute,
+		CacheStatus: "edge", // RFC 9211 Cache-Status on every response
+		Observe: func(r *http.Request, o microcache.Outcome) {
+			fmt.Println("observed:", r.URL.Path, o.Kind)
+		},
+	})
+	defer cache.Stop()
+	h := cache.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	}))
+	for _, auth := range []string{"", "", "Bearer x"} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, r)
+		fmt.Println(rr.Header().Get("Cache-Status"))
+	}
+	s := cache.Stats() // cumulative since New
+	fmt.Println(s.Misses, s.Hits, s.Passes)
+	// Output:
+	// observed: / miss
+	// edge; fwd=uri-miss; fwd-status=200; stored
+	// observed: / hit
+	// edge; hit; ttl=60
+	// observed: / pass
+	// edge; fwd=bypass; detail=credentials
+	// 1 1 1
 }

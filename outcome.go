@@ -3,6 +3,7 @@ package microcache
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -135,60 +136,64 @@ func (o *Outcome) statusValue() string {
 // cacheStatus returns the RFC 9211 Cache-Status value for o, named name:
 // "name; hit; ttl=12", "name; fwd=uri-miss; fwd-status=200; stored",
 // "name; fwd=stale; fwd-status=503", "name; fwd=bypass;
-// detail=credentials"...
+// detail=credentials"... It allocates once.
 func (o *Outcome) cacheStatus(name string) string {
-	b := make([]byte, 0, len(name)+48)
-	b = append(b, name...)
+	var b strings.Builder
+	b.Grow(len(name) + 64)
+	b.WriteString(name)
+	num := func(prefix string, n int64) {
+		var digits [20]byte
+		b.WriteString(prefix)
+		b.Write(strconv.AppendInt(digits[:0], n, 10))
+	}
 	switch o.Kind {
 	case OutcomeHit:
-		b = append(b, "; hit; ttl="...)
-		b = strconv.AppendInt(b, seconds(o.TTL), 10)
+		num("; hit; ttl=", seconds(o.TTL))
 	case OutcomeStale:
 		if !o.ForError {
-			b = append(b, "; hit; ttl="...)
-			b = strconv.AppendInt(b, seconds(o.TTL), 10)
-			b = append(b, "; detail=revalidating"...)
+			num("; hit; ttl=", seconds(o.TTL))
+			b.WriteString("; detail=revalidating")
 			break
 		}
-		b = append(b, "; fwd=stale"...)
+		b.WriteString("; fwd=stale")
 		if o.BackendStatus != 0 {
-			b = append(b, "; fwd-status="...)
-			b = strconv.AppendInt(b, int64(o.BackendStatus), 10)
+			num("; fwd-status=", int64(o.BackendStatus))
 		}
-		b = append(b, "; ttl="...)
-		b = strconv.AppendInt(b, seconds(o.TTL), 10)
+		num("; ttl=", seconds(o.TTL))
 	case OutcomeMiss:
-		b = append(b, "; fwd="...)
-		b = append(b, o.Miss.String()...)
+		b.WriteString("; fwd=")
+		b.WriteString(o.Miss.String())
 		if o.Status != 0 {
-			b = append(b, "; fwd-status="...)
-			b = strconv.AppendInt(b, int64(o.Status), 10)
+			num("; fwd-status=", int64(o.Status))
 		}
 		if o.Stored {
-			b = append(b, "; stored"...)
+			b.WriteString("; stored")
 		}
 		if o.Collapsed {
-			b = append(b, "; collapsed"...)
+			b.WriteString("; collapsed")
 		}
 		if o.Streamed {
-			b = append(b, "; detail=streamed"...)
+			b.WriteString("; detail=streamed")
 		}
 	case OutcomePass:
 		if o.Pass == PassMethod {
-			b = append(b, "; fwd=method"...)
+			b.WriteString("; fwd=method")
 			break
 		}
-		b = append(b, "; fwd=bypass; detail="...)
-		b = append(b, o.Pass.String()...)
+		b.WriteString("; fwd=bypass; detail=")
+		b.WriteString(o.Pass.String())
 	}
-	return string(b)
+	return b.String()
 }
 
-// seconds returns d in whole seconds, rounded toward negative infinity, so
-// that a just-expired object never shows ttl=0.
+// seconds returns d in whole seconds, rounded away from zero, so that a
+// fresh object never shows ttl=0 and a stale one never shows ttl=0 either.
 func seconds(d time.Duration) int64 {
 	s := int64(d / time.Second)
-	if d < 0 && d%time.Second != 0 {
+	switch r := d % time.Second; {
+	case r > 0:
+		s++
+	case r < 0:
 		s--
 	}
 	return s
