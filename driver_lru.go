@@ -122,19 +122,6 @@ type lruRecord struct {
 	tags       []string // tags of the objects stored for the URL, for PurgeTag
 }
 
-// options returns the options stored in r; ok is false when there are none.
-func (r *lruRecord) options() (o Options, ok bool) {
-	if r.policy == nil {
-		return Options{}, false
-	}
-	o = *r.policy
-	o.Epoch = r.epoch
-	// The lists are shared with every record of this policy: capped, so an
-	// append by a caller copies rather than writes into them.
-	o.Vary, o.VaryQuery = slices.Clip(o.Vary), slices.Clip(o.VaryQuery)
-	return o, true
-}
-
 // touch records a read of r for the policy. It writes only when the bit
 // is not yet set, so hits on a hot record leave its cache line shared.
 func (r *lruRecord) touch() {
@@ -214,7 +201,14 @@ func (d *DriverLRU) Lookup(_ context.Context, urlKey string) (Record, error) {
 	r := s.m[urlKey]
 	if r != nil {
 		rec.Epoch, rec.Object = r.epoch, r.obj
-		rec.Options, rec.HasOptions = r.options()
+		if p := r.policy; p != nil {
+			// Copied once, into the result; the lists are shared with
+			// every record of this policy, so they are capped: an append
+			// by a caller copies rather than writes into them.
+			rec.Options, rec.HasOptions = *p, true
+			rec.Options.Epoch = r.epoch
+			rec.Options.Vary, rec.Options.VaryQuery = slices.Clip(p.Vary), slices.Clip(p.VaryQuery)
+		}
 	}
 	s.mu.RUnlock()
 	d.access(r, h)

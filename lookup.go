@@ -51,15 +51,15 @@ func (lk *lookup) done() {
 // variant's key would be too long to store. The object's body is not
 // expanded yet (see useObject).
 func (m *Microcache) find(r *http.Request, lk *lookup) error {
-	rec, err := m.driver.Lookup(r.Context(), lk.url.view())
-	if err != nil {
+	var err error
+	if lk.rec, err = m.driver.Lookup(r.Context(), lk.url.view()); err != nil {
 		return err
 	}
-	lk.rec = rec
+	rec := &lk.rec
 	if !rec.HasOptions || rec.Options.Uncacheable {
 		return nil
 	}
-	o := &lk.rec.Options
+	o := &rec.Options
 	obj := rec.Object
 	if len(o.Vary) > 0 || len(o.VaryQuery) > 0 {
 		lk.variant.buildVariant(&lk.url, o, r)

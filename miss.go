@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -184,7 +185,20 @@ func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchR
 	if res.trailer != nil {
 		announceTrailer(w.Header(), res.trailer)
 	}
-	m.writeReplay(w, r, res.status, res.header, res.contentLength, res.body, out, res.age)
+	body, excess := res.body, []byte(nil)
+	if res.lengthMismatch {
+		// A handler that wrote past its declared length: the declared part
+		// first, then the rest in a write of its own, so that net/http
+		// treats the excess as it would have without the cache (HTTP/1.1
+		// refuses it, HTTP/2 sends it and the client reports the mismatch).
+		if n, err := strconv.Atoi(res.contentLength); err == nil && n < len(body) {
+			body, excess = body[:n], body[n:]
+		}
+	}
+	m.writeReplay(w, r, res.status, res.header, res.contentLength, body, out, res.age)
+	if len(excess) > 0 && r.Method != http.MethodHead {
+		w.Write(excess) //nolint:errcheck // it is meant to fail as it would have
+	}
 	if res.trailer != nil {
 		copyTrailer(w.Header(), res.trailer)
 	}
