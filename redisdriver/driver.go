@@ -256,8 +256,9 @@ func newDriver(c conn, opts Options) *Driver {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.subscribe()
+	go d.maintain()
 	return d
 }
 
@@ -322,20 +323,15 @@ func (d *Driver) call(ctx context.Context, fn func(ctx context.Context) (any, er
 	return r.v, r.err
 }
 
-// trip opens the breaker, and starts probing.
-func (d *Driver) trip() {
-	if !d.open.CompareAndSwap(false, true) {
-		return
-	}
-	d.wg.Add(1)
-	go d.probe()
-}
+// trip opens the breaker.
+func (d *Driver) trip() { d.open.Store(true) }
 
-// probe pings the server every BreakerCooldown while the breaker is open;
-// when it answers, it writes the pending purges, withdraws the trust of
-// every L1 record (purges made meanwhile by others were not seen) and
-// closes the breaker.
-func (d *Driver) probe() {
+// maintain runs every BreakerCooldown until Close. While the breaker is
+// open it pings the server; when it answers, it writes the pending purges,
+// withdraws the trust of every L1 record (purges made meanwhile by others
+// were not seen) and closes the breaker. While the breaker is closed it
+// writes the purges that failed.
+func (d *Driver) maintain() {
 	defer d.wg.Done()
 	t := time.NewTicker(d.opts.BreakerCooldown)
 	defer t.Stop()
@@ -344,6 +340,15 @@ func (d *Driver) probe() {
 		case <-d.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if !d.open.Load() {
+			d.pendingMu.Lock()
+			n := len(d.pending)
+			d.pendingMu.Unlock()
+			if n > 0 {
+				d.flushPending()
+			}
+			continue
 		}
 		ctx, cancel := context.WithTimeout(d.ctx, d.opts.OpTimeout)
 		err := d.conn.ping(ctx)
@@ -354,7 +359,6 @@ func (d *Driver) probe() {
 		d.trust.withdrawAll()
 		d.failures.Store(0)
 		d.open.Store(false)
-		return
 	}
 }
 

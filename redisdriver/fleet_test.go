@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -298,5 +297,3 @@ func keysOf(t *testing.T, c *redis.Client, prefix string) []string {
 	}
 	return keys
 }
-
-var _ = strings.Contains
