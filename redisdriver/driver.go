@@ -399,9 +399,16 @@ func (d *Driver) addPending(k string, epoch uint64) {
 
 // Lookup implements [microcache.Driver]. It does not retain urlKey.
 func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, error) {
-	if d.trust.valid(urlKey) || d.open.Load() {
+	if d.open.Load() {
+		return d.l1.Lookup(ctx, urlKey)
+	}
+	if d.trust.valid(urlKey) {
+		// L1 answers what would be a hit; L2 is asked before what would
+		// be a miss or a stale answer, since another replica may have
+		// stored a fresh object since.
 		rec, _ := d.l1.Lookup(ctx, urlKey)
-		if rec.Epoch != 0 || d.open.Load() {
+		if rec.HasOptions && (fresh(rec.Object) || rec.Options.Uncacheable ||
+			len(rec.Options.Vary) > 0 || len(rec.Options.VaryQuery) > 0) {
 			return rec, nil
 		}
 	}
@@ -449,6 +456,9 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, 
 	d.install(ctx, urlKey, rec, l1, slot, gen, stamp)
 	return rec, nil
 }
+
+// fresh reports whether o is an object not yet expired.
+func fresh(o *microcache.Object) bool { return o != nil && time.Now().Before(o.Expires) }
 
 // install makes L1's record of urlKey what L2 returned, and trusts it.
 func (d *Driver) install(ctx context.Context, urlKey string, rec, l1 microcache.Record, slot uint32, gen uint64, stamp int64) {
@@ -499,9 +509,11 @@ func (d *Driver) corrupt(name string, err error) error {
 
 // Object implements [microcache.Driver]. It does not retain objKey.
 func (d *Driver) Object(ctx context.Context, objKey string) (*microcache.Object, error) {
-	if d.trust.valid(objKey) || d.open.Load() {
-		o, _ := d.l1.Object(ctx, objKey)
-		if o != nil || d.open.Load() {
+	if d.open.Load() {
+		return d.l1.Object(ctx, objKey)
+	}
+	if d.trust.valid(objKey) {
+		if o, _ := d.l1.Object(ctx, objKey); fresh(o) {
 			return o, nil
 		}
 	}
