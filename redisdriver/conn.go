@@ -19,6 +19,8 @@ type conn interface {
 	// eval runs s with EVALSHA, loading it with EVAL on NOSCRIPT, and
 	// returns its reply: int64, string, nil, or []any of those.
 	eval(ctx context.Context, s *script, keys []string, args ...any) (any, error)
+	// mget reads keys; a missing key reads as nil.
+	mget(ctx context.Context, keys ...string) ([]any, error)
 	// setNX sets key to value with a time to live if key does not exist.
 	setNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error)
 	// exists reports whether key exists.
@@ -29,6 +31,9 @@ type conn interface {
 	ping(ctx context.Context) error
 	// subscribe starts a subscription to channel; it connects lazily.
 	subscribe(ctx context.Context, channel string) subscription
+	// boundsCalls reports whether every call returns by its context's
+	// deadline.
+	boundsCalls() bool
 }
 
 // subscription is one pub/sub connection.
@@ -67,6 +72,19 @@ func newScript(src string) *script {
 // goRedis adapts a go-redis client.
 type goRedis struct{ c redis.UniversalClient }
 
+// boundsCalls reports whether c ends a call at its context's deadline
+// (ContextTimeoutEnabled): then the driver need not run each call on a
+// goroutine of its own to stop waiting for it.
+func (g goRedis) boundsCalls() bool {
+	switch c := g.c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
 func (g goRedis) eval(ctx context.Context, s *script, keys []string, args ...any) (any, error) {
 	v, err := g.c.EvalSha(ctx, s.hash, keys, args...).Result()
 	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
@@ -76,6 +94,10 @@ func (g goRedis) eval(ctx context.Context, s *script, keys []string, args ...any
 		return nil, nil
 	}
 	return v, err
+}
+
+func (g goRedis) mget(ctx context.Context, keys ...string) ([]any, error) {
+	return g.c.MGet(ctx, keys...).Result()
 }
 
 func (g goRedis) setNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error) {

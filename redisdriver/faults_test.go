@@ -13,6 +13,7 @@ import (
 
 	"github.com/httpimp/microcache"
 	"github.com/httpimp/microcache/redisdriver"
+	"github.com/httpimp/microcache/redisdriver/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -82,8 +83,12 @@ func (l *load) end() {
 // faultFleet is a fleet whose replicas read Redis on nearly every request
 // (L1 is trusted for 20ms), warmed up.
 func faultFleet(t *testing.T) *fleet {
-	f := newFleet(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true},
-		redisdriver.Options{MaxOptionsAge: 20 * time.Millisecond, BreakerCooldown: 200 * time.Millisecond})
+	return faultFleetWith(t, (*redistest.Server).Client)
+}
+
+func faultFleetWith(t *testing.T, newClient func(*redistest.Server) *redis.Client) *fleet {
+	f := newFleetWith(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true},
+		redisdriver.Options{MaxOptionsAge: 20 * time.Millisecond, BreakerCooldown: 200 * time.Millisecond}, newClient)
 	for k := range 4 {
 		for i := range 3 {
 			f.get(i, fmt.Sprintf("/f%d", k))
@@ -132,6 +137,22 @@ func (f *fleet) during(hold time.Duration, fault, undo func()) {
 
 func TestFaultHung(t *testing.T) {
 	f := faultFleet(t)
+	errs := f.cacheErrors()
+	f.during(800*time.Millisecond,
+		func() { f.server.Signal(syscall.SIGSTOP) },
+		func() { f.server.Signal(syscall.SIGCONT) })
+	if f.cacheErrors() == errs {
+		t.Error("no cache errors counted while Redis was hung")
+	}
+}
+
+// With a client left at go-redis's defaults (5s timeouts, 3 retries, no
+// ContextTimeoutEnabled), the driver still stops waiting at its own
+// deadline.
+func TestFaultHungDefaultClient(t *testing.T) {
+	f := faultFleetWith(t, func(s *redistest.Server) *redis.Client {
+		return redis.NewClient(&redis.Options{Network: "unix", Addr: s.Socket})
+	})
 	errs := f.cacheErrors()
 	f.during(800*time.Millisecond,
 		func() { f.server.Signal(syscall.SIGSTOP) },

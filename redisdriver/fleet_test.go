@@ -21,7 +21,7 @@ import (
 // redisdriver.Driver, sharing one real Redis server, in front of one
 // backend.
 type fleet struct {
-	t        *testing.T
+	t        testing.TB
 	server   *redistest.Server
 	admin    *redis.Client // the test's own connection
 	drivers  []*redisdriver.Driver
@@ -33,7 +33,13 @@ type fleet struct {
 	serve   func(w http.ResponseWriter, r *http.Request, n int64) // nil: content
 }
 
-func newFleet(t *testing.T, cfg microcache.Config, opts redisdriver.Options) *fleet {
+func newFleet(t testing.TB, cfg microcache.Config, opts redisdriver.Options) *fleet {
+	t.Helper()
+	return newFleetWith(t, cfg, opts, (*redistest.Server).Client)
+}
+
+// newFleetWith is newFleet with the replicas' clients made by newClient.
+func newFleetWith(t testing.TB, cfg microcache.Config, opts redisdriver.Options, newClient func(*redistest.Server) *redis.Client) *fleet {
 	t.Helper()
 	f := &fleet{t: t, server: redistest.StartT(t)}
 	f.admin = client(t, f.server)
@@ -59,7 +65,8 @@ func newFleet(t *testing.T, cfg microcache.Config, opts redisdriver.Options) *fl
 		cfg.TTL = time.Minute
 	}
 	for range 3 {
-		c := client(t, f.server)
+		c := newClient(f.server)
+		t.Cleanup(func() { c.Close() })
 		d := newDriver(t, c, opts)
 		cfg.Driver = d
 		m := microcache.New(cfg)

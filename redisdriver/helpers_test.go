@@ -1,7 +1,9 @@
 package redisdriver_test
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,4 +44,15 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// quiet drops go-redis's own log lines (a reconnecting pool logs every
+// failed dial while a fault test has the server down).
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quiet{})
+	os.Exit(m.Run())
 }

@@ -1,0 +1,256 @@
+package redisdriver_test
+
+// Benchmarks for the README's "Scaling out" table:
+//
+//	go test -run '^$' -bench . -benchtime 2000x ./    # latencies (p50/p99 in µs)
+//	go test -run '^$' -bench OriginCalls -benchtime 20x ./
+//
+// Latencies are of whole requests through the middleware (a 10 KiB
+// body), beside a raw GET of the same value from the same server over the
+// same unix socket; ns/op is their mean.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/httpimp/microcache"
+	"github.com/httpimp/microcache/redisdriver"
+	"github.com/httpimp/microcache/redisdriver/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+const benchBodySize = 10 << 10
+
+var benchBody = strings.Repeat("0123456789abcdef", benchBodySize/16)
+
+// discard is a ResponseWriter that keeps nothing but the status and the
+// byte count.
+type discard struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *discard) Header() http.Header         { return w.h }
+func (w *discard) WriteHeader(code int)        { w.status = code }
+func (w *discard) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+func serve(b *testing.B, h http.Handler, path string) string {
+	w := &discard{h: make(http.Header, 8)}
+	r, _ := http.NewRequest(http.MethodGet, "http://bench.example"+path, nil)
+	h.ServeHTTP(w, r)
+	if w.n != benchBodySize {
+		b.Fatalf("GET %s: %d bytes (status %d), want %d", path, w.n, w.status, benchBodySize)
+	}
+	return w.h.Get(microcache.HeaderStatus)
+}
+
+func benchOrigin(calls *atomic.Int64, delay time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		io.WriteString(w, benchBody)
+	})
+}
+
+func benchReplica(b *testing.B, d microcache.Driver, h http.Handler) http.Handler {
+	m := microcache.New(microcache.Config{TTL: time.Hour, CollapsedForwarding: true, Exposed: true, Driver: d})
+	b.Cleanup(m.Stop)
+	return m.Middleware(h)
+}
+
+// BenchmarkHit compares a hit from L1 with a hit from a plain DriverLRU:
+// the L1 hit must stay within 10% of it.
+func BenchmarkHit(b *testing.B) {
+	var calls atomic.Int64
+	b.Run("driver=DriverLRU", func(b *testing.B) {
+		h := benchReplica(b, microcache.NewDriverLRU(10000), benchOrigin(&calls, 0))
+		serve(b, h, "/hit")
+		for b.Loop() {
+			serve(b, h, "/hit")
+		}
+	})
+	b.Run("driver=redisdriver-L1", func(b *testing.B) {
+		s := redistest.StartT(b)
+		d := newDriver(b, client(b, s), redisdriver.Options{MaxOptionsAge: time.Hour})
+		waitSubscribed(b, d)
+		h := benchReplica(b, d, benchOrigin(&calls, 0))
+		serve(b, h, "/hit")
+		if st := serve(b, h, "/hit"); st != "HIT" {
+			b.Fatalf("status %s, want HIT", st)
+		}
+		for b.Loop() {
+			serve(b, h, "/hit")
+		}
+	})
+}
+
+// timed runs op b.N times and reports the mean as ns/op and the 50th and
+// 99th percentiles in µs. setup, when not nil, runs before each op,
+// untimed.
+func timed(b *testing.B, setup func(i int), op func(i int)) {
+	took := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		if setup != nil {
+			b.StopTimer()
+			setup(i)
+			b.StartTimer()
+		}
+		start := time.Now()
+		op(i)
+		took = append(took, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	pct := func(p int) float64 { return float64(took[(len(took)-1)*p/100]) / 1e3 }
+	b.ReportMetric(pct(50), "p50-µs")
+	b.ReportMetric(pct(99), "p99-µs")
+}
+
+// BenchmarkLatency: a raw Redis GET of a stored object's bytes, and
+// requests answered from L1, from L2 (a replica that never saw the
+// object), and by the backend (a miss: lookup, lease, backend, store,
+// release), with the shared tier; and a miss with a plain DriverLRU.
+func BenchmarkLatency(b *testing.B) {
+	var calls atomic.Int64
+	b.Run("op=redis-GET", func(b *testing.B) {
+		s := redistest.StartT(b)
+		c := client(b, s)
+		ctx := context.Background()
+		c.Set(ctx, "k", benchBody, 0)
+		timed(b, nil, func(int) {
+			if v, err := c.Get(ctx, "k").Result(); err != nil || len(v) != benchBodySize {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("op=L1-hit", func(b *testing.B) {
+		s := redistest.StartT(b)
+		d := newDriver(b, client(b, s), redisdriver.Options{MaxOptionsAge: time.Hour})
+		waitSubscribed(b, d)
+		h := benchReplica(b, d, benchOrigin(&calls, 0))
+		serve(b, h, "/x")
+		timed(b, nil, func(int) { serve(b, h, "/x") })
+	})
+	b.Run("op=L2-hit", func(b *testing.B) {
+		s := redistest.StartT(b)
+		c := client(b, s)
+		opts := redisdriver.Options{Prefix: "l2:"}
+		writer := benchReplica(b, newDriver(b, c, opts), benchOrigin(&calls, 0))
+		reader := benchReplica(b, newDriver(b, c, opts), benchOrigin(&calls, 0))
+		timed(b, func(i int) { serve(b, writer, fmt.Sprintf("/k%d", i)) }, func(i int) {
+			if st := serve(b, reader, fmt.Sprintf("/k%d", i)); st != "HIT" {
+				b.Fatalf("status %s, want HIT", st)
+			}
+		})
+	})
+	b.Run("op=miss", func(b *testing.B) {
+		s := redistest.StartT(b)
+		d := newDriver(b, client(b, s), redisdriver.Options{})
+		waitSubscribed(b, d)
+		h := benchReplica(b, d, benchOrigin(&calls, 0))
+		timed(b, nil, func(i int) { serve(b, h, fmt.Sprintf("/m%d", i)) })
+	})
+	b.Run("op=miss-DriverLRU", func(b *testing.B) {
+		h := benchReplica(b, microcache.NewDriverLRU(1<<20), benchOrigin(&calls, 0))
+		timed(b, nil, func(i int) { serve(b, h, fmt.Sprintf("/m%d", i)) })
+	})
+}
+
+// BenchmarkDown: requests while the Redis server is killed, once the
+// breaker is open: hits from L1 and misses, with no network call.
+func BenchmarkDown(b *testing.B) {
+	var calls atomic.Int64
+	setup := func(b *testing.B) http.Handler {
+		s := redistest.StartT(b)
+		d := newDriver(b, client(b, s), redisdriver.Options{})
+		waitSubscribed(b, d)
+		h := benchReplica(b, d, benchOrigin(&calls, 0))
+		serve(b, h, "/x")
+		s.Kill()
+		for i := 0; d.Available(); i++ {
+			serve(b, h, fmt.Sprintf("/open%d", i))
+		}
+		return h
+	}
+	b.Run("op=L1-hit", func(b *testing.B) {
+		h := setup(b)
+		timed(b, nil, func(int) { serve(b, h, "/x") })
+	})
+	b.Run("op=miss", func(b *testing.B) {
+		h := setup(b)
+		timed(b, nil, func(i int) { serve(b, h, fmt.Sprintf("/m%d", i)) })
+	})
+}
+
+// BenchmarkOriginCalls: backend calls per key per TTL under steady load
+// (six clients spread over the replicas, ten keys, a TTL of 100ms, a
+// backend taking 2ms), for one and three replicas, each with its own
+// DriverLRU or all sharing Redis. One op is one TTL of load.
+func BenchmarkOriginCalls(b *testing.B) {
+	const (
+		ttl     = 100 * time.Millisecond
+		keys    = 10
+		clients = 6
+	)
+	for _, replicas := range []int{1, 3} {
+		for _, shared := range []bool{false, true} {
+			b.Run(fmt.Sprintf("replicas=%d/shared=%v", replicas, shared), func(b *testing.B) {
+				var calls atomic.Int64
+				origin := benchOrigin(&calls, 2*time.Millisecond)
+				var hs []http.Handler
+				var c *redis.Client
+				if shared {
+					c = client(b, redistest.StartT(b))
+				}
+				for range replicas {
+					var d microcache.Driver = microcache.NewDriverLRU(10000)
+					if shared {
+						rd := newDriver(b, c, redisdriver.Options{Prefix: "oc:"})
+						waitSubscribed(b, rd)
+						d = rd
+					}
+					m := microcache.New(microcache.Config{TTL: ttl, CollapsedForwarding: true, Driver: d})
+					b.Cleanup(m.Stop)
+					hs = append(hs, m.Middleware(origin))
+				}
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				for i := range clients {
+					wg.Go(func() {
+						tick := time.NewTicker(200 * time.Microsecond)
+						defer tick.Stop()
+						for k := i; ; k++ {
+							select {
+							case <-stop:
+								return
+							case <-tick.C:
+							}
+							w := httptest.NewRecorder()
+							r, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://bench.example/k%d", k%keys), nil)
+							hs[(i+k)%replicas].ServeHTTP(w, r)
+						}
+					})
+				}
+				b.ResetTimer()
+				time.Sleep(time.Duration(b.N) * ttl)
+				b.StopTimer()
+				close(stop)
+				wg.Wait()
+				b.ReportMetric(float64(calls.Load())/float64(keys*b.N), "origin-calls/key/TTL")
+			})
+		}
+	}
+}
