@@ -258,9 +258,10 @@ func newDriver(c conn, opts Options) *Driver {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go d.subscribe()
 	go d.maintain()
+	go d.clock()
 	return d
 }
 
@@ -327,6 +328,21 @@ func (d *Driver) call(ctx context.Context, fn func(ctx context.Context) (any, er
 		}
 	}
 	return r.v, r.err
+}
+
+// clock advances the trust's coarse clock until Close.
+func (d *Driver) clock() {
+	defer d.wg.Done()
+	t := time.NewTicker(clockTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-t.C:
+			d.trust.tick()
+		}
+	}
 }
 
 // trip opens the breaker.
@@ -413,7 +429,7 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, 
 		// be a miss or a stale answer, since another replica may have
 		// stored a fresh object since.
 		rec, _ := d.l1.Lookup(ctx, urlKey)
-		if rec.HasOptions && (fresh(rec.Object) || rec.Options.Uncacheable ||
+		if rec.HasOptions && (d.trust.fresh(rec.Object) || rec.Options.Uncacheable ||
 			len(rec.Options.Vary) > 0 || len(rec.Options.VaryQuery) > 0) {
 			return rec, nil
 		}
@@ -471,9 +487,6 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, 
 // bytes when they are unchanged; below it, a plain MGET is faster.
 const scriptMinBody = 32 << 10
 
-// fresh reports whether o is an object not yet expired.
-func fresh(o *microcache.Object) bool { return o != nil && time.Now().Before(o.Expires) }
-
 // install makes L1's record of urlKey what L2 returned, and trusts it.
 func (d *Driver) install(ctx context.Context, urlKey string, rec, l1 microcache.Record, slot uint32, gen uint64, stamp int64) {
 	if rec.Epoch == 0 {
@@ -527,7 +540,7 @@ func (d *Driver) Object(ctx context.Context, objKey string) (*microcache.Object,
 		return d.l1.Object(ctx, objKey)
 	}
 	if d.trust.valid(objKey) {
-		if o, _ := d.l1.Object(ctx, objKey); fresh(o) {
+		if o, _ := d.l1.Object(ctx, objKey); d.trust.fresh(o) {
 			return o, nil
 		}
 	}

@@ -88,7 +88,7 @@ func faultFleet(t *testing.T) *fleet {
 
 func faultFleetWith(t *testing.T, newClient func(*redistest.Server) *redis.Client) *fleet {
 	f := newFleetWith(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true},
-		redisdriver.Options{MaxOptionsAge: 20 * time.Millisecond, BreakerCooldown: 200 * time.Millisecond}, newClient)
+		redisdriver.Options{MaxOptionsAge: 20 * time.Millisecond, BreakerCooldown: 200 * time.Millisecond, OpTimeout: 100 * time.Millisecond}, newClient)
 	for k := range 4 {
 		for i := range 3 {
 			f.get(i, fmt.Sprintf("/f%d", k))

@@ -48,6 +48,11 @@ func newFleetWith(t testing.TB, cfg microcache.Config, opts redisdriver.Options,
 	if opts.Prefix == "" {
 		opts.Prefix = fmt.Sprintf("fleet%d:", prefixes.Add(1))
 	}
+	if opts.OpTimeout == 0 {
+		// Generous: these tests check what the fleet does while Redis
+		// answers, and a loaded machine (-race) must not open a breaker.
+		opts.OpTimeout = time.Second
+	}
 	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			io.WriteString(w, "ok")
@@ -263,7 +268,7 @@ func (f *fleet) purgeAndWait(i int, path string) {
 func TestFleetPurgeTag(t *testing.T) {
 	s := redistest.StartT(t)
 	c := client(t, s)
-	opts := redisdriver.Options{Prefix: "tag:", MaxOptionsAge: time.Minute}
+	opts := redisdriver.Options{Prefix: "tag:", MaxOptionsAge: time.Minute, OpTimeout: time.Second}
 	a, b := newDriver(t, c, opts), newDriver(t, c, opts)
 	waitSubscribed(t, a)
 	waitSubscribed(t, b)

@@ -24,7 +24,7 @@ func bigObject(epoch uint64, size int, date time.Time) *microcache.Object {
 func TestLargeObjects(t *testing.T) {
 	s := redistest.StartT(t)
 	c := client(t, s)
-	opts := redisdriver.Options{Prefix: "big:", MaxObjectBytes: 100 << 10, MaxOptionsAge: time.Nanosecond}
+	opts := redisdriver.Options{Prefix: "big:", MaxObjectBytes: 100 << 10, MaxOptionsAge: time.Nanosecond, OpTimeout: time.Second}
 	a, b := newDriver(t, c, opts), newDriver(t, c, opts)
 	ctx := context.Background()
 	const e = 99

@@ -2,10 +2,11 @@ package redisdriver
 
 import (
 	"hash/maphash"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/httpimp/microcache"
 )
 
 // trust records which of L1's records were read from (or written to) L2
@@ -23,6 +24,8 @@ type trust struct {
 	seed       maphash.Seed
 	base       time.Time
 	maxAge     int64
+	coarse     atomic.Int64 // now() as of the last tick of the clock (see tick)
+	wall       atomic.Int64 // time.Now().UnixNano() then
 	since      atomic.Int64
 	subscribed atomic.Bool
 	gens       [genSlots]atomic.Uint64
@@ -37,7 +40,7 @@ const (
 
 type trustShard struct {
 	mu sync.RWMutex
-	m  map[string]trustEntry // guarded by mu
+	m  map[uint64]trustEntry // by keyHash; guarded by mu
 	_  [32]byte
 }
 
@@ -50,13 +53,31 @@ type trustEntry struct {
 func newTrust(maxAge time.Duration) *trust {
 	t := &trust{seed: maphash.MakeSeed(), base: time.Now(), maxAge: int64(maxAge)}
 	for i := range t.shards {
-		t.shards[i].m = make(map[string]trustEntry)
+		t.shards[i].m = make(map[uint64]trustEntry)
 	}
+	t.tick()
 	return t
+}
+
+// clockTick is the resolution of the coarse clock that hits read: reading
+// the clock costs more than the rest of an L1 hit on some machines.
+const clockTick = 10 * time.Millisecond
+
+// tick advances the coarse clock; the driver calls it every clockTick.
+func (t *trust) tick() {
+	now := time.Now()
+	t.coarse.Store(int64(now.Sub(t.base)))
+	t.wall.Store(now.UnixNano())
 }
 
 // now reads the trust clock (monotonic).
 func (t *trust) now() int64 { return int64(time.Since(t.base)) }
+
+// fresh reports whether o is an object that does not expire within two
+// ticks of the coarse clock.
+func (t *trust) fresh(o *microcache.Object) bool {
+	return o != nil && o.Expires.UnixNano() > t.wall.Load()+int64(2*clockTick)
+}
 
 // group returns the generation slot of key and its current value. Read
 // it, and now, before reading L2; pass both to set afterwards.
@@ -74,8 +95,12 @@ func (t *trust) bump(urlKey string) {
 // withdrawAll withdraws the trust of every record.
 func (t *trust) withdrawAll() { t.since.Store(t.now()) }
 
-func (t *trust) shard(key string) *trustShard {
-	return &t.shards[maphash.String(t.seed, key)%trustShards]
+// keyHash names a key in the trust map. Two keys of equal hashes (one
+// chance in 2^64 for a pair) would share their trust: each record is still
+// trusted no longer than maxAge after some L2 read.
+func (t *trust) keyHash(key string) (uint64, *trustShard) {
+	h := maphash.String(t.seed, key)
+	return h, &t.shards[h%trustShards]
 }
 
 // valid reports whether the L1 record under key is trusted.
@@ -83,33 +108,35 @@ func (t *trust) valid(key string) bool {
 	if !t.subscribed.Load() {
 		return false
 	}
-	s := t.shard(key)
+	h, s := t.keyHash(key)
 	s.mu.RLock()
-	e, ok := s.m[key]
+	e, ok := s.m[h]
 	s.mu.RUnlock()
 	if !ok {
 		return false
 	}
-	now := t.now()
-	return e.stamp > t.since.Load() && now-e.stamp < t.maxAge && t.gens[e.slot].Load() == e.gen
+	// The coarse clock lags by up to a tick: the record is trusted only
+	// if it is surely younger than maxAge.
+	now := t.coarse.Load()
+	return e.stamp > t.since.Load() && now-e.stamp < t.maxAge-int64(clockTick) && t.gens[e.slot].Load() == e.gen
 }
 
 // set trusts the L1 record under key as read from L2 at stamp, in the
 // group state (slot, gen) read before. It does not retain key.
 func (t *trust) set(key string, slot uint32, gen uint64, stamp int64) {
-	s := t.shard(key)
+	h, s := t.keyHash(key)
 	s.mu.Lock()
 	if len(s.m) >= trustShardLimit {
 		clear(s.m) // forgetting is safe: untrusted records are read from L2
 	}
-	s.m[strings.Clone(key)] = trustEntry{stamp: stamp, gen: gen, slot: slot}
+	s.m[h] = trustEntry{stamp: stamp, gen: gen, slot: slot}
 	s.mu.Unlock()
 }
 
 // forget withdraws the trust of the record under key.
 func (t *trust) forget(key string) {
-	s := t.shard(key)
+	h, s := t.keyHash(key)
 	s.mu.Lock()
-	delete(s.m, key)
+	delete(s.m, h)
 	s.mu.Unlock()
 }
