@@ -79,6 +79,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,6 +208,8 @@ type Driver struct {
 
 	waitMu  sync.Mutex
 	waiters map[string][]chan struct{} // lease id -> processes waiting for its release
+
+	stripes [256]sync.Mutex // see stripe
 
 	metaMu sync.Mutex
 	meta   map[weak.Pointer[microcache.Object]]objMeta // what L2 holds of L1's objects; guarded by metaMu
@@ -478,7 +481,7 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, 
 		}
 		d.remember(rec.Object, objMeta{header: s[:valueHeaderLen]})
 	}
-	d.install(ctx, urlKey, rec, l1, slot, gen, stamp)
+	d.install(ctx, urlKey, rec, slot, gen, stamp)
 	return rec, nil
 }
 
@@ -487,12 +490,24 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, 
 // bytes when they are unchanged; below it, a plain MGET is faster.
 const scriptMinBody = 32 << 10
 
+// stripe returns the lock that orders the writes to L1 and to the trust
+// of key's URL and its variants: each writer of L1 writes L1 and sets (or
+// withdraws) the trust as one step, so that the trust set last is that of
+// the content written last.
+func (d *Driver) stripe(key string) *sync.Mutex {
+	return &d.stripes[maphash.String(d.trust.seed, slotPart(key))%uint64(len(d.stripes))]
+}
+
 // install makes L1's record of urlKey what L2 returned, and trusts it.
-func (d *Driver) install(ctx context.Context, urlKey string, rec, l1 microcache.Record, slot uint32, gen uint64, stamp int64) {
+func (d *Driver) install(ctx context.Context, urlKey string, rec microcache.Record, slot uint32, gen uint64, stamp int64) {
+	mu := d.stripe(urlKey)
+	mu.Lock()
+	defer mu.Unlock()
 	if rec.Epoch == 0 {
 		d.trust.forget(urlKey) // L2 has no record: L1's is not L2's
 		return
 	}
+	l1, _ := d.l1.Lookup(ctx, urlKey)
 	same := l1.Epoch == rec.Epoch && l1.Object == rec.Object && l1.HasOptions == rec.HasOptions
 	if same && rec.HasOptions {
 		a, b := rec.Options, l1.Options
@@ -576,13 +591,16 @@ func (d *Driver) Object(ctx context.Context, objKey string) (*microcache.Object,
 		}
 		d.remember(o, objMeta{header: s[:valueHeaderLen]})
 	}
-	if o != nil && o != l1 {
-		key := strings.Clone(objKey)
-		r, _ := d.l1.Lookup(ctx, key)
-		d.l1.Store(ctx, &microcache.Store{URLKey: key, Epoch: r.Epoch, ObjectKey: key, Object: o})
-	}
 	if o != nil {
+		mu := d.stripe(objKey)
+		mu.Lock()
+		if cur, _ := d.l1.Object(ctx, objKey); cur != o {
+			key := strings.Clone(objKey)
+			r, _ := d.l1.Lookup(ctx, key)
+			d.l1.Store(ctx, &microcache.Store{URLKey: key, Epoch: r.Epoch, ObjectKey: key, Object: o})
+		}
 		d.trust.set(objKey, slot, gen, stamp)
+		mu.Unlock()
 	}
 	return o, nil
 }
@@ -682,6 +700,9 @@ func (d *Driver) Store(ctx context.Context, st *microcache.Store) (bool, error) 
 	}
 
 	// Mirror the store in L1, unless a purge was received meanwhile.
+	mu := d.stripe(st.URLKey)
+	mu.Lock()
+	defer mu.Unlock()
 	stored, _ := d.l1.Store(ctx, st)
 	if _, now := d.trust.group(st.URLKey); now != gen {
 		d.trust.forget(st.URLKey)
@@ -729,6 +750,9 @@ func (d *Driver) Purge(ctx context.Context, urlKey string, epoch uint64) error {
 }
 
 func (d *Driver) purgeL1(urlKey string, epoch uint64) {
+	mu := d.stripe(urlKey)
+	mu.Lock()
+	defer mu.Unlock()
 	d.trust.bump(urlKey)
 	d.l1.Purge(context.Background(), urlKey, epoch)
 }
@@ -982,10 +1006,13 @@ func (d *Driver) handle(msg string) {
 	ev := microcache.PurgeEvent{Epoch: epoch}
 	switch msg[0] {
 	case 'u', 'v':
+		mu := d.stripe(parts[2])
+		mu.Lock()
 		d.trust.bump(parts[2])
 		if rec, _ := d.l1.Lookup(d.ctx, parts[2]); rec.Epoch != 0 || rec.HasOptions {
 			d.l1.Purge(d.ctx, parts[2], epoch)
 		}
+		mu.Unlock()
 		if msg[0] == 'v' {
 			return
 		}

@@ -105,7 +105,7 @@ func (t *trust) keyHash(key string) (uint64, *trustShard) {
 
 // valid reports whether the L1 record under key is trusted.
 func (t *trust) valid(key string) bool {
-	if !t.subscribed.Load() {
+	if !t.subscribed.Load() || t.maxAge <= int64(clockTick) {
 		return false
 	}
 	h, s := t.keyHash(key)
@@ -115,8 +115,8 @@ func (t *trust) valid(key string) bool {
 	if !ok {
 		return false
 	}
-	// The coarse clock lags by up to a tick: the record is trusted only
-	// if it is surely younger than maxAge.
+	// The coarse clock lags by a tick (more when its goroutine is late):
+	// the record is trusted only if it is younger than maxAge by that.
 	now := t.coarse.Load()
 	return e.stamp > t.since.Load() && now-e.stamp < t.maxAge-int64(clockTick) && t.gens[e.slot].Load() == e.gen
 }
