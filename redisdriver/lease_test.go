@@ -1,0 +1,88 @@
+package redisdriver_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/httpimp/microcache/redisdriver"
+	"github.com/httpimp/microcache/redisdriver/internal/redistest"
+)
+
+// One process holds a lease at a time; its release wakes a waiting
+// process at once (by pub/sub: the poll interval here is far longer than
+// the test); a token-checked release never frees another holder's lease.
+func TestLeaseRelease(t *testing.T) {
+	s := redistest.StartT(t)
+	c := client(t, s)
+	opts := redisdriver.Options{Prefix: "lease:", LeasePoll: time.Hour, OpTimeout: time.Second}
+	a, b := newDriver(t, c, opts), newDriver(t, c, opts)
+	waitSubscribed(t, a)
+	waitSubscribed(t, b)
+	ctx := context.Background()
+	release, held, err := a.Lease(ctx, "obj", time.Minute)
+	if err != nil || !held {
+		t.Fatalf("first Lease: held %v, %v", held, err)
+	}
+	if _, held, err := b.Lease(ctx, "obj", time.Minute); err != nil || held {
+		t.Fatalf("second Lease while held: held %v, %v", held, err)
+	}
+	waited := make(chan error)
+	go func() { waited <- b.Wait(ctx, "obj") }()
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait returned %v while the lease is held", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	start := time.Now()
+	release()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("waiter woken %v after the release", time.Since(start))
+	case <-time.After(time.Second):
+		t.Fatal("the release did not wake the waiter")
+	}
+	// A's lease is gone: b takes it; a's second release is a no-op and
+	// leaves b's lease alone.
+	_, held, err = b.Lease(ctx, "obj", time.Minute)
+	if err != nil || !held {
+		t.Fatalf("Lease after the release: held %v, %v", held, err)
+	}
+	release()
+	if _, held, _ := a.Lease(ctx, "obj", time.Minute); held {
+		t.Error("a stale release freed another process's lease")
+	}
+}
+
+// A leaseholder that dies never releases: the others wait until the
+// lease's time to live has passed, found by polling.
+func TestLeaseExpires(t *testing.T) {
+	s := redistest.StartT(t)
+	c := client(t, s)
+	opts := redisdriver.Options{Prefix: "lease:", LeasePoll: 10 * time.Millisecond, OpTimeout: time.Second}
+	dead, alive := newDriver(t, c, opts), newDriver(t, c, opts)
+	ctx := context.Background()
+	const ttl = 200 * time.Millisecond
+	if _, held, err := dead.Lease(ctx, "obj", ttl); err != nil || !held {
+		t.Fatalf("Lease: held %v, %v", held, err)
+	}
+	start := time.Now()
+	if err := alive.Wait(ctx, "obj"); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < ttl/2 || took > ttl+500*time.Millisecond {
+		t.Errorf("waited %v for a dead holder's lease of %v", took, ttl)
+	}
+	if _, held, err := alive.Lease(ctx, "obj", ttl); err != nil || !held {
+		t.Errorf("Lease after expiry: held %v, %v", held, err)
+	}
+	// Wait honours its context.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if err := dead.Wait(wctx, "obj"); err != context.DeadlineExceeded {
+		t.Errorf("Wait with a context that ends: %v, want DeadlineExceeded", err)
+	}
+}
