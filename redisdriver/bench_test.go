@@ -70,6 +70,21 @@ func benchReplica(b *testing.B, d microcache.Driver, h http.Handler) http.Handle
 	return m.Middleware(h)
 }
 
+// hits serves one request again and again, reusing the request and the
+// writer, so that what is measured is the middleware and the driver.
+func hits(b *testing.B, h http.Handler) {
+	w := &discard{h: make(http.Header, 8)}
+	r, _ := http.NewRequest(http.MethodGet, "http://bench.example/hit", nil)
+	for b.Loop() {
+		clear(w.h)
+		w.n = 0
+		h.ServeHTTP(w, r)
+		if w.n != benchBodySize {
+			b.Fatalf("%d bytes, want %d", w.n, benchBodySize)
+		}
+	}
+}
+
 // BenchmarkHit compares a hit from L1 with a hit from a plain DriverLRU:
 // the L1 hit must stay within 10% of it.
 func BenchmarkHit(b *testing.B) {
@@ -77,9 +92,7 @@ func BenchmarkHit(b *testing.B) {
 	b.Run("driver=DriverLRU", func(b *testing.B) {
 		h := benchReplica(b, microcache.NewDriverLRU(10000), benchOrigin(&calls, 0))
 		serve(b, h, "/hit")
-		for b.Loop() {
-			serve(b, h, "/hit")
-		}
+		hits(b, h)
 	})
 	b.Run("driver=redisdriver-L1", func(b *testing.B) {
 		s := redistest.StartT(b)
@@ -90,9 +103,7 @@ func BenchmarkHit(b *testing.B) {
 		if st := serve(b, h, "/hit"); st != "HIT" {
 			b.Fatalf("status %s, want HIT", st)
 		}
-		for b.Loop() {
-			serve(b, h, "/hit")
-		}
+		hits(b, h)
 	})
 }
 

@@ -251,7 +251,7 @@ func newDriver(c conn, opts Options) *Driver {
 		conn:     c,
 		inline:   c.boundsCalls(),
 		l1:       microcache.NewDriverLRUBytes(opts.L1Objects, opts.L1Bytes),
-		trust:    newTrust(opts.MaxOptionsAge),
+		trust:    newTrust(opts.MaxOptionsAge, opts.L1Objects),
 		id:       hex.EncodeToString(idb[:]),
 		channel:  opts.Prefix + "events",
 		pending:  make(map[string]uint64),

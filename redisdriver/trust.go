@@ -2,7 +2,6 @@ package redisdriver
 
 import (
 	"hash/maphash"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,32 +28,29 @@ type trust struct {
 	since      atomic.Int64
 	subscribed atomic.Bool
 	gens       [genSlots]atomic.Uint64
-	shards     [trustShards]trustShard
+	table      []trustSlot // by key hash; a power of two long
 }
 
-const (
-	genSlots        = 4096
-	trustShards     = 16
-	trustShardLimit = 1 << 14 // entries per shard; a full shard is emptied
-)
+const genSlots = 4096
 
-type trustShard struct {
-	mu sync.RWMutex
-	m  map[uint64]trustEntry // by keyHash; guarded by mu
-	_  [32]byte
+// trustSlot is one entry of the trust table: a direct-mapped cache, so a
+// key whose slot another key took is simply not trusted (and read from
+// L2). Readers take no lock: seq is odd while a writer changes the slot,
+// and a reader that sees it change ignores what it read.
+type trustSlot struct {
+	seq   atomic.Uint64
+	key   atomic.Uint64 // the key's hash; 0: empty
+	stamp atomic.Int64  // when L2 was read, on the trust clock
+	gen   atomic.Uint64 // gens[group] then
+	group atomic.Uint32
 }
 
-type trustEntry struct {
-	stamp int64  // when L2 was read, on the trust clock
-	gen   uint64 // gens[slot] then
-	slot  uint32
-}
-
-func newTrust(maxAge time.Duration) *trust {
-	t := &trust{seed: maphash.MakeSeed(), base: time.Now(), maxAge: int64(maxAge)}
-	for i := range t.shards {
-		t.shards[i].m = make(map[uint64]trustEntry)
+func newTrust(maxAge time.Duration, records int) *trust {
+	n := 1024
+	for n < 2*records && n < 1<<20 {
+		n *= 2
 	}
+	t := &trust{seed: maphash.MakeSeed(), base: time.Now(), maxAge: int64(maxAge), table: make([]trustSlot, n)}
 	t.tick()
 	return t
 }
@@ -95,12 +91,12 @@ func (t *trust) bump(urlKey string) {
 // withdrawAll withdraws the trust of every record.
 func (t *trust) withdrawAll() { t.since.Store(t.now()) }
 
-// keyHash names a key in the trust map. Two keys of equal hashes (one
-// chance in 2^64 for a pair) would share their trust: each record is still
-// trusted no longer than maxAge after some L2 read.
-func (t *trust) keyHash(key string) (uint64, *trustShard) {
-	h := maphash.String(t.seed, key)
-	return h, &t.shards[h%trustShards]
+// slot returns key's hash (never 0) and its slot. Two keys of equal
+// hashes (one chance in 2^64 for a pair) would share their trust: each
+// record is still trusted no longer than maxAge after some L2 read.
+func (t *trust) slot(key string) (uint64, *trustSlot) {
+	h := maphash.String(t.seed, key) | 1
+	return h, &t.table[(h>>1)&uint64(len(t.table)-1)]
 }
 
 // valid reports whether the L1 record under key is trusted.
@@ -108,35 +104,44 @@ func (t *trust) valid(key string) bool {
 	if !t.subscribed.Load() || t.maxAge <= int64(clockTick) {
 		return false
 	}
-	h, s := t.keyHash(key)
-	s.mu.RLock()
-	e, ok := s.m[h]
-	s.mu.RUnlock()
-	if !ok {
+	h, e := t.slot(key)
+	seq := e.seq.Load()
+	k, stamp, gen, group := e.key.Load(), e.stamp.Load(), e.gen.Load(), e.group.Load()
+	if seq&1 != 0 || e.seq.Load() != seq || k != h {
 		return false
 	}
 	// The coarse clock lags by a tick (more when its goroutine is late):
 	// the record is trusted only if it is younger than maxAge by that.
 	now := t.coarse.Load()
-	return e.stamp > t.since.Load() && now-e.stamp < t.maxAge-int64(clockTick) && t.gens[e.slot].Load() == e.gen
+	return stamp > t.since.Load() && now-stamp < t.maxAge-int64(clockTick) && t.gens[group%genSlots].Load() == gen
+}
+
+// write sets key's slot to (h, stamp, gen, group) as one step.
+func (e *trustSlot) write(h uint64, stamp int64, gen uint64, group uint32) {
+	for {
+		seq := e.seq.Load()
+		if seq&1 == 0 && e.seq.CompareAndSwap(seq, seq+1) {
+			e.key.Store(h)
+			e.stamp.Store(stamp)
+			e.gen.Store(gen)
+			e.group.Store(group)
+			e.seq.Store(seq + 2)
+			return
+		}
+	}
 }
 
 // set trusts the L1 record under key as read from L2 at stamp, in the
 // group state (slot, gen) read before. It does not retain key.
 func (t *trust) set(key string, slot uint32, gen uint64, stamp int64) {
-	h, s := t.keyHash(key)
-	s.mu.Lock()
-	if len(s.m) >= trustShardLimit {
-		clear(s.m) // forgetting is safe: untrusted records are read from L2
-	}
-	s.m[h] = trustEntry{stamp: stamp, gen: gen, slot: slot}
-	s.mu.Unlock()
+	h, e := t.slot(key)
+	e.write(h, stamp, gen, slot)
 }
 
 // forget withdraws the trust of the record under key.
 func (t *trust) forget(key string) {
-	h, s := t.keyHash(key)
-	s.mu.Lock()
-	delete(s.m, h)
-	s.mu.Unlock()
+	h, e := t.slot(key)
+	if e.key.Load() == h {
+		e.write(0, 0, 0, 0)
+	}
 }
