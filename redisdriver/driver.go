@@ -8,21 +8,30 @@
 //
 // L1 holds decoded objects: a hit on it costs no network. L2 holds every
 // record as bytes ([microcache.Options.MarshalBinary],
-// [microcache.Object.MarshalBinary]) under hashed keys. A lookup that L1
-// cannot answer is one round trip to L2 (one script reading the URL's
-// epoch, options and plain object), a Store is one (a script that
-// compares the URL's epoch and writes everything), a Purge is one (a
-// script that sets the epoch and announces the purge). Objects whose
-// encoding is larger than [Options.MaxObjectBytes] are kept in L1 only.
+// [microcache.Object.MarshalBinary]) under hashed keys, each with a
+// millisecond time to live ([microcache.Object.RetainUntil] for objects;
+// a URL's epoch and options live at least as long as its objects, and at
+// least [Options.RecordTTL]). A lookup that L1 cannot answer is one round
+// trip to L2 (one MGET of the URL's epoch, options and plain object; for
+// an object of 32 KiB or more that L1 already holds, one script that
+// answers "unchanged" rather than the bytes), a Store is one (a script
+// that compares the URL's epoch and writes everything), a Purge is one (a
+// script that sets the epoch and publishes the purge). Objects whose
+// encoding is larger than [Options.MaxObjectBytes] are kept in the L1 of
+// the replica that fetched them only.
 //
 // L2 decides: a Store succeeds only if L2's epoch is the caller's, and L1
-// then mirrors what L2 holds. L1's copy of a URL's record is served
-// without asking L2 for at most [Options.MaxOptionsAge] after L2 last
-// confirmed it, and only while the purge subscription is in place: a
-// purge made by any replica reaches every other replica's L1 by pub/sub
-// (in milliseconds), and a purge message lost to a reconnect is bounded
-// by that age, since every L1 record is read from L2 again after a
-// reconnect.
+// then mirrors what L2 holds. L1 answers a lookup alone only when it
+// holds a fresh object (or options that need none: uncacheable, or
+// varied), and only for [Options.MaxOptionsAge] after L2 last confirmed
+// the record, and only while the purge subscription is in place; anything
+// that would be a miss or a stale answer is read from L2 first, where
+// another replica may have stored a fresh object. A purge made by any
+// replica reaches every other replica's L1 by pub/sub, in milliseconds; a
+// purge message lost without the subscription noticing is bounded by
+// MaxOptionsAge (after a reconnect, every L1 record is read from L2
+// again). A GET sent to another replica in the first milliseconds after a
+// purge's answer may still get the old object from that replica's L1.
 //
 // # Fleet-wide collapsed forwarding
 //
@@ -36,14 +45,16 @@
 // # Faults
 //
 // Every Redis call is bounded by [Options.OpTimeout], whatever the
-// client's own timeouts (the driver stops waiting for a call that
-// overruns it). [Options.BreakerFailures] failures in a row (timeouts or
-// connection errors) open a circuit breaker: the driver then works from
-// L1 alone, with no network call on the request path, and probes the
-// server in the background every [Options.BreakerCooldown]; when it
-// answers, purges made meanwhile are written to it, L1's records are read
-// from L2 again, and the breaker closes. Errors are returned to the
-// middleware, which counts them (Stats.CacheErrors, ErrorDriver events):
+// client's own timeouts (with a client that does not end calls at their
+// context's deadline, each call runs on a goroutine of its own that the
+// driver stops waiting for). [Options.BreakerFailures] failures in a row
+// (timeouts or connection errors; error replies such as OOM do not count)
+// open a circuit breaker: the driver then works from L1 alone, with no
+// network call on the request path, and probes the server in the
+// background every [Options.BreakerCooldown]; when it answers, purges
+// made meanwhile are written to it, L1's records are read from L2 again,
+// and the breaker closes. Errors are returned to the middleware, which
+// counts them (Stats.CacheErrors, ErrorDriver events):
 //
 //   - Lookup and Object return L2's error when it fails, so that the
 //     request is answered from the backend; a record that does not decode
@@ -53,11 +64,12 @@
 //     must decide the compare-and-set while it may be up).
 //   - Purge and PurgeTag always purge L1; they return an error when L2
 //     could not be purged, including while the breaker is open (the purge
-//     is then written to L2 when it comes back, if not too many are
-//     pending).
+//     is then written to L2 in the background, once it answers, if not
+//     more than [Options.MaxPendingPurges] are pending).
 //   - While the breaker is open, Lookup, Object and Store use L1 alone and
 //     return no errors, and Lease always grants the lease (each replica
 //     then fetches for itself).
+//   - A lease release that fails is not reported: the lease expires.
 //
 // Configure the client with short timeouts and no retries too (for
 // go-redis: ReadTimeout, WriteTimeout, DialTimeout and PoolTimeout of a
@@ -68,9 +80,10 @@
 // # Redis Cluster
 //
 // All of a URL's records share a slot (see the key layout in keys.go), so
-// lookups, stores and purges work on a Cluster; PurgeTag does not (a
-// tag's URLs span slots): use a single primary (with replicas or
-// Sentinel) for tags.
+// lookups, plain stores and purges work on a Cluster. Tags do not: a
+// Store with tags (responses with a Microcache-Tags header) and PurgeTag
+// touch keys of several slots, which a Cluster refuses; use a single
+// primary (with replicas or Sentinel) for tags.
 package redisdriver
 
 import (
