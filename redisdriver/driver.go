@@ -118,7 +118,8 @@ type Options struct {
 
 	// MaxObjectBytes is the largest encoded object stored in L2; larger
 	// ones are kept in L1 only (a large value stalls every other request
-	// on its connection). Default 1 MiB.
+	// on its connection). Default 1 MiB; negative: no object is stored
+	// in L2 (replicas then share epochs, options, purges and leases only).
 	MaxObjectBytes int
 
 	// OpTimeout bounds every Redis call. Default 100ms.
