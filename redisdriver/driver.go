@@ -108,7 +108,8 @@ import (
 // default.
 type Options struct {
 	// Prefix starts every key and channel name, so that several caches can
-	// share one server. Default "microcache:".
+	// share one server. Default "microcache:". It must not contain '{' or
+	// '}', which would change the keys' Cluster hash tags.
 	Prefix string
 
 	// L1Objects and L1Bytes bound L1 (see [microcache.NewDriverLRUBytes]).

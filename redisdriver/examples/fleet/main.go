@@ -139,27 +139,31 @@ func run(ctx context.Context, keepServing bool) error {
 		b, err := io.ReadAll(res.Body)
 		return res.Header.Get(microcache.HeaderStatus), strings.TrimSpace(string(b)), err
 	}
-	show := func(method string, replica int, path string) (string, error) {
-		status, body, err := req(method, replica, path)
+	show := func(method string, replica int, path string) (status, body string, err error) {
+		status, body, err = req(method, replica, path)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		if status == "" || method != http.MethodGet {
 			status = "-"
 		}
 		fmt.Printf("  %-4s %s on replica %d  -> %-4s %s\n", method, path, replica+1, status, body)
-		return body, nil
+		return status, body, nil
 	}
 
 	fmt.Println("1. One replica fetches the page; the others answer from what it stored in Redis.")
-	for i := range 3 {
-		if _, err := show("GET", i, "/page"); err != nil {
+	for i, want := range []string{"MISS", "HIT", "HIT"} {
+		status, _, err := show("GET", i, "/page")
+		if err != nil {
 			return err
+		}
+		if status != want {
+			return fmt.Errorf("replica %d answered %s, want %s", i+1, status, want)
 		}
 	}
 
 	fmt.Println("\n2. A POST to one replica purges the page on every replica.")
-	if _, err := show("POST", 1, "/page"); err != nil {
+	if _, _, err := show("POST", 1, "/page"); err != nil {
 		return err
 	}
 	answered := time.Now()
@@ -207,6 +211,9 @@ func run(ctx context.Context, keepServing bool) error {
 	}
 	fmt.Printf("  30 x GET /slow over replicas 1-3  -> %d MISS (the leader's replica: one call, shared), %d HIT; origin calls: %d\n",
 		statuses["MISS"], statuses["HIT"], o.calls.Load()-before)
+	if n := o.calls.Load() - before; n != 1 {
+		return fmt.Errorf("%d origin calls for 30 cold requests, want 1", n)
+	}
 
 	if keepServing {
 		fmt.Printf("\nServing until interrupted. Try:\n  curl -i -H 'Host: www.example' %s/page\n  curl -i -H 'Host: www.example' -X POST %s/page\n  curl -i -H 'Host: www.example' %s/page\n", urls[0], urls[1], urls[2])
