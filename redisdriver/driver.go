@@ -238,7 +238,34 @@ type Driver struct {
 	wg     sync.WaitGroup // background goroutines
 
 	stats struct {
-		corrupt, releaseErrors atomic.Uint64
+		corrupt, releaseErrors, trips, subscriptions atomic.Uint64
+	}
+}
+
+// Stats are counts since a Driver was made, and its state now.
+type Stats struct {
+	Available     bool   // the breaker is closed: Redis is used
+	Subscribed    bool   // the purge subscription is in place
+	Trips         uint64 // times the breaker opened
+	Subscriptions uint64 // times the purge subscription was made (1 + reconnects)
+	Corrupt       uint64 // records that failed to decode (each also an error returned)
+	ReleaseErrors uint64 // lease releases that failed (the leases expired)
+	PendingPurges int    // purges waiting to be written to Redis
+}
+
+// Stats returns the driver's counts and state.
+func (d *Driver) Stats() Stats {
+	d.pendingMu.Lock()
+	pending := len(d.pending)
+	d.pendingMu.Unlock()
+	return Stats{
+		Available:     d.Available(),
+		Subscribed:    d.Subscribed(),
+		Trips:         d.stats.trips.Load(),
+		Subscriptions: d.stats.subscriptions.Load(),
+		Corrupt:       d.stats.corrupt.Load(),
+		ReleaseErrors: d.stats.releaseErrors.Load(),
+		PendingPurges: pending,
 	}
 }
 
@@ -364,7 +391,11 @@ func (d *Driver) clock() {
 }
 
 // trip opens the breaker.
-func (d *Driver) trip() { d.open.Store(true) }
+func (d *Driver) trip() {
+	if d.open.CompareAndSwap(false, true) {
+		d.stats.trips.Add(1)
+	}
+}
 
 // maintain runs every BreakerCooldown until Close. While the breaker is
 // open it pings the server; when it answers, it writes the pending purges,
@@ -988,6 +1019,7 @@ func (d *Driver) listen() {
 		case evSubscribed:
 			d.trust.withdrawAll()
 			d.trust.subscribed.Store(true)
+			d.stats.subscriptions.Add(1)
 		case evMessage:
 			d.handle(ev.payload)
 		}

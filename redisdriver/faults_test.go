@@ -144,6 +144,11 @@ func TestFaultHung(t *testing.T) {
 	if f.cacheErrors() == errs {
 		t.Error("no cache errors counted while Redis was hung")
 	}
+	for i, d := range f.drivers {
+		if st := d.Stats(); st.Trips == 0 {
+			t.Errorf("replica %d: the breaker never opened (%+v)", i, st)
+		}
+	}
 }
 
 // With a client left at go-redis's defaults (5s timeouts, 3 retries, no

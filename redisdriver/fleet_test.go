@@ -309,3 +309,27 @@ func keysOf(t *testing.T, c *redis.Client, prefix string) []string {
 	}
 	return keys
 }
+
+// A purge published while a replica's subscription is down is lost for
+// it; the reconnect withdraws the trust of its whole L1, so it reads
+// Redis again, although L1 records are trusted for a minute here.
+func TestFleetResubscribeWithdrawsTrust(t *testing.T) {
+	f := newFleet(t, microcache.Config{}, redisdriver.Options{MaxOptionsAge: time.Minute, BreakerCooldown: 50 * time.Millisecond})
+	f.expect(0, "/s", "MISS", "v1 /s")
+	f.expect(1, "/s", "HIT", "v1 /s")
+	f.expect(1, "/s", "HIT", "v1 /s")
+	ctx := context.Background()
+	before := f.drivers[1].Stats().Subscriptions
+	if err := f.admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.setContent("v2")
+	f.do(0, http.MethodPost, "/s") // replica 1 may miss its message
+	// Until replica 1 notices the lost connection (at once here; on a
+	// silent network failure, at its next ping), it may serve its L1:
+	// that window is what MaxOptionsAge bounds.
+	eventually(t, 5*time.Second, "replica 1 subscribed again", func() bool {
+		return f.drivers[1].Stats().Subscriptions > before
+	})
+	f.expect(1, "/s", "MISS", "v2 /s")
+}
