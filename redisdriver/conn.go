@@ -34,6 +34,13 @@ type conn interface {
 	// boundsCalls reports whether every call returns by its context's
 	// deadline.
 	boundsCalls() bool
+	// cluster reports whether the server is a Redis Cluster: then one
+	// script may touch one slot only.
+	cluster() bool
+	// members returns the members of the set under key.
+	members(ctx context.Context, key string) ([]string, error)
+	// publish publishes msg on channel.
+	publish(ctx context.Context, channel, msg string) error
 }
 
 // subscription is one pub/sub connection.
@@ -94,6 +101,19 @@ func (g goRedis) eval(ctx context.Context, s *script, keys []string, args ...any
 		return nil, nil
 	}
 	return v, err
+}
+
+func (g goRedis) cluster() bool {
+	_, ok := g.c.(*redis.ClusterClient)
+	return ok
+}
+
+func (g goRedis) members(ctx context.Context, key string) ([]string, error) {
+	return g.c.SMembers(ctx, key).Result()
+}
+
+func (g goRedis) publish(ctx context.Context, channel, msg string) error {
+	return g.c.Publish(ctx, channel, msg).Err()
 }
 
 func (g goRedis) mget(ctx context.Context, keys ...string) ([]any, error) {

@@ -80,10 +80,12 @@
 // # Redis Cluster
 //
 // All of a URL's records share a slot (see the key layout in keys.go), so
-// lookups, plain stores and purges work on a Cluster. Tags do not: a
-// Store with tags (responses with a Microcache-Tags header) and PurgeTag
-// touch keys of several slots, which a Cluster refuses; use a single
-// primary (with replicas or Sentinel) for tags.
+// lookups, stores and purges are each one atomic step on a Cluster too.
+// Tags cannot be: a tag's key is in another slot than its URLs. With a
+// *redis.ClusterClient, a Store adds its tags after the store, each with a
+// call of its own (a failure is counted in [Stats].TagErrors, not
+// returned), and PurgeTag reads the tag, purges its URLs one by one, then
+// deletes it: a URL tagged while a PurgeTag runs may be missed by it.
 package redisdriver
 
 import (
@@ -210,6 +212,7 @@ type Driver struct {
 	opts    Options
 	conn    conn
 	inline  bool // conn ends calls at their deadline: call them on the caller's goroutine
+	cluster bool // conn is a Redis Cluster: tags are written and purged outside the scripts
 	l1      *microcache.DriverLRU
 	trust   *trust
 	id      string // this driver's id in purge messages
@@ -238,7 +241,7 @@ type Driver struct {
 	wg     sync.WaitGroup // background goroutines
 
 	stats struct {
-		corrupt, releaseErrors, trips, subscriptions atomic.Uint64
+		corrupt, releaseErrors, trips, subscriptions, tagErrors atomic.Uint64
 	}
 }
 
@@ -250,6 +253,7 @@ type Stats struct {
 	Subscriptions uint64 // times the purge subscription was made (1 + reconnects)
 	Corrupt       uint64 // records that failed to decode (each also an error returned)
 	ReleaseErrors uint64 // lease releases that failed (the leases expired)
+	TagErrors     uint64 // tags not recorded after a store, on a Cluster
 	PendingPurges int    // purges waiting to be written to Redis
 }
 
@@ -265,6 +269,7 @@ func (d *Driver) Stats() Stats {
 		Subscriptions: d.stats.subscriptions.Load(),
 		Corrupt:       d.stats.corrupt.Load(),
 		ReleaseErrors: d.stats.releaseErrors.Load(),
+		TagErrors:     d.stats.tagErrors.Load(),
 		PendingPurges: pending,
 	}
 }
@@ -292,6 +297,7 @@ func newDriver(c conn, opts Options) *Driver {
 		opts:     opts,
 		conn:     c,
 		inline:   c.boundsCalls(),
+		cluster:  c.cluster(),
 		l1:       microcache.NewDriverLRUBytes(opts.L1Objects, opts.L1Bytes),
 		trust:    newTrust(opts.MaxOptionsAge, opts.L1Objects),
 		id:       hex.EncodeToString(idb[:]),
@@ -725,8 +731,10 @@ func (d *Driver) Store(ctx context.Context, st *microcache.Store) (bool, error) 
 	member := ""
 	if len(st.Tags) > 0 {
 		member = names.epoch + st.URLKey
-		for _, tag := range st.Tags {
-			keys = append(keys, d.tagName(tag))
+		if !d.cluster {
+			for _, tag := range st.Tags {
+				keys = append(keys, d.tagName(tag))
+			}
 		}
 	}
 	slot, gen := d.trust.group(st.URLKey)
@@ -743,6 +751,21 @@ func (d *Driver) Store(ctx context.Context, st *microcache.Store) (bool, error) 
 	if n, _ := v.(int64); n != 1 {
 		d.trust.forget(st.URLKey) // L1 did not know L2's epoch
 		return false, nil
+	}
+	if d.cluster && len(st.Tags) > 0 {
+		// The tags' keys are in other slots: added after the store, each
+		// in a call of its own. A tag that fails is counted, not
+		// reported: the store is done, and only a later PurgeTag misses
+		// the URL.
+		px := max(d.opts.RecordTTL.Milliseconds(), objPX)
+		for _, tag := range st.Tags {
+			name := d.tagName(tag)
+			if _, err := d.call(ctx, func(ctx context.Context) (any, error) {
+				return d.conn.eval(ctx, tagScript, []string{name}, member, px)
+			}); err != nil {
+				d.stats.tagErrors.Add(1)
+			}
+		}
 	}
 
 	// Mirror the store in L1, unless a purge was received meanwhile.
@@ -833,6 +856,9 @@ func (d *Driver) PurgeTag(ctx context.Context, tag string, epoch uint64) error {
 }
 
 func (d *Driver) purgeTagL2(ctx context.Context, tag string, epoch uint64) ([]string, error) {
+	if d.cluster {
+		return d.purgeTagCluster(ctx, tag, epoch)
+	}
 	v, err := d.call(ctx, func(ctx context.Context) (any, error) {
 		return d.conn.eval(ctx, purgeTagScript, []string{d.tagName(tag)},
 			strconv.FormatUint(epoch, 10), microcache.MinPurgeMarkRetention.Milliseconds()+1000,
@@ -848,6 +874,44 @@ func (d *Driver) purgeTagL2(ctx context.Context, tag string, epoch uint64) ([]st
 			urls = append(urls, s)
 		}
 	}
+	return urls, nil
+}
+
+// purgeTagCluster purges a tag on a Redis Cluster: the tag's URLs are in
+// other slots than the tag, so it reads the tag, purges each URL with a
+// call of its own, then deletes the tag. It is not one atomic step: a URL
+// tagged while it runs may be left unpurged (and untagged).
+func (d *Driver) purgeTagCluster(ctx context.Context, tag string, epoch uint64) ([]string, error) {
+	name := d.tagName(tag)
+	v, err := d.call(ctx, func(ctx context.Context) (any, error) { return d.conn.members(ctx, name) })
+	if err != nil {
+		return nil, err
+	}
+	members, _ := v.([]string)
+	e := strconv.FormatUint(epoch, 10)
+	n := d.epochNameLen()
+	var urls []string
+	for _, m := range members {
+		if len(m) < n {
+			continue
+		}
+		url := m[n:]
+		names := d.urlNames(url)
+		msg := "v" + d.id + " " + e + " " + url
+		if _, err := d.call(ctx, func(ctx context.Context) (any, error) {
+			return d.conn.eval(ctx, purgeScript, []string{names.epoch, names.plain},
+				e, microcache.MinPurgeMarkRetention.Milliseconds()+1000, d.channel, msg)
+		}); err != nil {
+			return urls, err
+		}
+		urls = append(urls, url)
+	}
+	if _, err := d.call(ctx, func(ctx context.Context) (any, error) { return nil, d.conn.del(ctx, name) }); err != nil {
+		return urls, err
+	}
+	d.call(ctx, func(ctx context.Context) (any, error) {
+		return nil, d.conn.publish(ctx, d.channel, "t"+d.id+" "+e+" "+tag)
+	})
 	return urls, nil
 }
 

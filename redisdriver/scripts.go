@@ -125,3 +125,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `)
+
+// tagScript adds a URL to a tag on a Redis Cluster, where the tag's key
+// is in another slot than the URL's records, so storeScript cannot. KEYS:
+// the tag. ARGV: the member, the least time to live (ms).
+var tagScript = newScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`)

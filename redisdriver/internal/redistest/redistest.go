@@ -7,9 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -161,4 +164,125 @@ func StartT(t testing.TB) *Server {
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// Cluster is a Redis Cluster of three primaries on loopback TCP ports.
+type Cluster struct {
+	Addrs []string
+	procs []*exec.Cmd
+}
+
+// StartClusterT starts a three-node cluster in a test's temporary
+// directory, with persistence off, and stops it in t.Cleanup. It skips
+// (or fails with CI=true) as StartT does, and also without redis-cli.
+func StartClusterT(t testing.TB) *Cluster {
+	t.Helper()
+	bin := Binary()
+	cli, _ := exec.LookPath("redis-cli")
+	if cli == "" {
+		cli, _ = exec.LookPath("valkey-cli")
+	}
+	if bin == "" || cli == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(ErrNoServer)
+		}
+		t.Skip(ErrNoServer)
+	}
+	dir := t.TempDir()
+	c := &Cluster{}
+	t.Cleanup(c.stop)
+	for len(c.Addrs) < 3 {
+		port := freePortPair(t)
+		cmd := exec.Command(bin,
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
+			"--dir", dir, "--save", "", "--appendonly", "no",
+			"--loglevel", "warning", "--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)),
+		)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		c.procs = append(c.procs, cmd)
+		c.Addrs = append(c.Addrs, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	for _, a := range c.Addrs {
+		waitPing(t, redis.NewClient(&redis.Options{Addr: a}))
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, a := range c.Addrs {
+		cl := redis.NewClient(&redis.Options{Addr: a})
+		for {
+			info, _ := cl.ClusterInfo(context.Background()).Result()
+			if strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster not ok within 20s: %s", info)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cl.Close()
+	}
+	return c
+}
+
+func (c *Cluster) stop() {
+	for _, p := range c.procs {
+		p.Process.Kill()
+		p.Wait()
+	}
+}
+
+// freePortPair returns a loopback port that is free, as is the port
+// 10000 above it (the cluster bus).
+func freePortPair(t testing.TB) int {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if port+10000 > 65535 {
+			continue
+		}
+		if b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+10000)); err == nil {
+			b.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
+func waitPing(t testing.TB, c *redis.Client) {
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("cluster node did not answer PING within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Client returns a cluster client configured as redisdriver's
+// documentation recommends.
+func (c *Cluster) Client() *redis.ClusterClient {
+	return redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:                 c.Addrs,
+		DialTimeout:           200 * time.Millisecond,
+		ReadTimeout:           200 * time.Millisecond,
+		WriteTimeout:          200 * time.Millisecond,
+		PoolTimeout:           200 * time.Millisecond,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+	})
 }
