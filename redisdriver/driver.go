@@ -494,8 +494,9 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, 
 	stamp := d.trust.now()
 	l1, _ := d.l1.Lookup(ctx, urlKey)
 	l1meta := d.metaOf(l1.Object)
+	script := l1meta.header != "" && len(l1.Object.Body) >= scriptMinBody
 	v, err := d.call(ctx, func(ctx context.Context) (any, error) {
-		if l1meta.header != "" && len(l1.Object.Body) >= scriptMinBody {
+		if script {
 			return d.conn.eval(ctx, lookupScript, []string{names.epoch, names.opts, names.plain}, l1meta.header)
 		}
 		return d.conn.mget(ctx, names.epoch, names.opts, names.plain)
@@ -521,7 +522,7 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, 
 		rec.Options.Epoch, rec.HasOptions = rec.Epoch, true
 	}
 	switch s, _ := reply[2].(string); {
-	case s == "=":
+	case script && s == "=":
 		rec.Object = l1.Object
 	case reply[2] == nil:
 		if l1meta.l1Only && l1.Object.Epoch == rec.Epoch && rec.Epoch != 0 {
@@ -616,8 +617,9 @@ func (d *Driver) Object(ctx context.Context, objKey string) (*microcache.Object,
 	stamp := d.trust.now()
 	l1, _ := d.l1.Object(ctx, objKey)
 	l1meta := d.metaOf(l1)
+	script := l1meta.header != "" && len(l1.Body) >= scriptMinBody
 	v, err := d.call(ctx, func(ctx context.Context) (any, error) {
-		if l1meta.header != "" && len(l1.Body) >= scriptMinBody {
+		if script {
 			return d.conn.eval(ctx, objectScript, []string{name}, l1meta.header)
 		}
 		r, err := d.conn.mget(ctx, name)
@@ -631,7 +633,7 @@ func (d *Driver) Object(ctx context.Context, objKey string) (*microcache.Object,
 	}
 	var o *microcache.Object
 	switch s, _ := v.(string); {
-	case s == "=":
+	case script && s == "=":
 		o = l1
 	case v == nil:
 		if l1meta.l1Only {
