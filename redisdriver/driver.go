@@ -936,15 +936,21 @@ func (d *Driver) Lease(ctx context.Context, objKey string, ttl time.Duration) (f
 	if held, _ := v.(bool); !held {
 		return nil, false, nil
 	}
+	// The release runs in the background: it only wakes the waiters (who
+	// also poll), so the leader's response need not wait for it.
 	var once sync.Once
 	release := func() {
 		once.Do(func() {
-			_, err := d.call(context.Background(), func(ctx context.Context) (any, error) {
-				return d.conn.eval(ctx, releaseScript, []string{name}, token, d.channel, "l"+id)
-			})
-			if err != nil {
-				d.stats.releaseErrors.Add(1) // the lease expires by itself
-			}
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				_, err := d.call(d.ctx, func(ctx context.Context) (any, error) {
+					return d.conn.eval(ctx, releaseScript, []string{name}, token, d.channel, "l"+id)
+				})
+				if err != nil {
+					d.stats.releaseErrors.Add(1) // the lease expires by itself
+				}
+			}()
 		})
 	}
 	return release, true, nil

@@ -333,3 +333,43 @@ func TestFleetResubscribeWithdrawsTrust(t *testing.T) {
 	})
 	f.expect(1, "/s", "MISS", "v2 /s")
 }
+
+// Once an object is stale (within stale-while-revalidate), every replica
+// answers STALE at once and one replica, the lease holder, refreshes it in
+// the background; then every replica serves the refreshed object.
+func TestFleetOneRefresh(t *testing.T) {
+	f := newFleet(t, microcache.Config{TTL: 100 * time.Millisecond, StaleWhileRevalidate: time.Minute, CollapsedForwarding: true}, redisdriver.Options{})
+	var refreshing atomic.Bool
+	f.serve = func(w http.ResponseWriter, r *http.Request, n int64) {
+		if n > 1 {
+			refreshing.Store(true)
+			time.Sleep(100 * time.Millisecond) // a slow refresh: every replica asks meanwhile
+			w.Header().Set(microcache.HeaderTTL, "1m") // and fresh until the test ends
+		}
+		fmt.Fprintf(w, "call %d", n)
+	}
+	f.expect(0, "/r", "MISS", "call 1")
+	f.expect(1, "/r", "HIT", "call 1")
+	f.expect(2, "/r", "HIT", "call 1")
+	eventually(t, 2*time.Second, "the object stale", func() bool {
+		st, _ := f.get(0, "/r")
+		return st == "STALE"
+	})
+	eventually(t, time.Second, "the refresh under way", refreshing.Load)
+	for i := range 3 {
+		for range 3 {
+			if st, body := f.get(i, "/r"); body != "call 1" && body != "call 2" {
+				t.Errorf("replica %d: %s %q during the refresh", i, st, body)
+			}
+		}
+	}
+	for i := range 3 {
+		eventually(t, 2*time.Second, fmt.Sprintf("replica %d serves the refresh", i), func() bool {
+			_, body := f.get(i, "/r")
+			return body == "call 2"
+		})
+	}
+	if n := f.calls.Load(); n != 2 {
+		t.Errorf("%d backend calls, want 2 (the fetch, one refresh)", n)
+	}
+}
