@@ -343,7 +343,7 @@ func TestFleetOneRefresh(t *testing.T) {
 	f.serve = func(w http.ResponseWriter, r *http.Request, n int64) {
 		if n > 1 {
 			refreshing.Store(true)
-			time.Sleep(100 * time.Millisecond) // a slow refresh: every replica asks meanwhile
+			time.Sleep(100 * time.Millisecond)         // a slow refresh: every replica asks meanwhile
 			w.Header().Set(microcache.HeaderTTL, "1m") // and fresh until the test ends
 		}
 		fmt.Fprintf(w, "call %d", n)
