@@ -475,7 +475,7 @@ func (d *Driver) addPending(k string, epoch uint64) {
 }
 
 // Lookup implements [microcache.Driver]. It does not retain urlKey.
-func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, error) {
+func (d *Driver) Lookup(ctx context.Context, urlKey string) (rec microcache.Record, err error) {
 	if d.open.Load() {
 		return d.l1.Lookup(ctx, urlKey)
 	}
@@ -483,7 +483,7 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, 
 		// L1 answers what would be a hit; L2 is asked before what would
 		// be a miss or a stale answer, since another replica may have
 		// stored a fresh object since.
-		rec, _ := d.l1.Lookup(ctx, urlKey)
+		rec, _ = d.l1.Lookup(ctx, urlKey)
 		if rec.HasOptions && (d.trust.fresh(rec.Object) || rec.Options.Uncacheable ||
 			len(rec.Options.Vary) > 0 || len(rec.Options.VaryQuery) > 0) {
 			return rec, nil
@@ -508,7 +508,7 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (microcache.Record, 
 	if !ok || len(reply) != 3 {
 		return microcache.Record{}, fmt.Errorf("redisdriver: unexpected lookup reply %T", v)
 	}
-	var rec microcache.Record
+	rec = microcache.Record{} // not what L1 held
 	if s, ok := reply[0].(string); ok {
 		rec.Epoch, err = strconv.ParseUint(s, 10, 64)
 		if err != nil || rec.Epoch == 0 {
