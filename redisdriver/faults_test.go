@@ -167,6 +167,32 @@ func TestFaultHungDefaultClient(t *testing.T) {
 	}
 }
 
+// A slow server (busy 40ms at a time, so that calls wait up to about
+// twice that) still answers every request within bounds.
+func TestFaultSlow(t *testing.T) {
+	f := faultFleet(t)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	f.during(600*time.Millisecond,
+		func() {
+			go func() {
+				defer close(done)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					f.admin.Do(context.Background(), "DEBUG", "SLEEP", "0.04")
+				}
+			}()
+		},
+		func() {
+			close(stop)
+			<-done
+		})
+}
+
 func TestFaultKilledAndRestarted(t *testing.T) {
 	f := faultFleet(t)
 	errs := f.cacheErrors()

@@ -70,6 +70,7 @@ func (s *Server) start() error {
 		"--databases", "1",
 		"--loglevel", "warning",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
+		"--enable-debug-command", "local", // DEBUG SLEEP makes it slow
 	)
 	// Its own process group: a terminal's ^C is the caller's to forward.
 	// Killed with the process that started it, should that die first.
