@@ -15,8 +15,11 @@ import (
 // its options vary on nothing) is stored under the URL key itself, beside
 // the epoch and the options, so that a hit costs one [Driver.Lookup]. A
 // variant selected by request headers or query parameters is stored under
-// an object key that starts with the URL key, and is read with one more
-// call, [Driver.Object]. Keys are opaque strings of at most 8 KiB built by
+// an object key that is the URL key, a '|', then the variant's values,
+// and is read with one more call, [Driver.Object]. The part of a key
+// before its first '|' is therefore the same for a URL key and all its
+// object keys: a driver may use it to keep a URL's records together (in
+// one Redis Cluster slot, say). Keys are opaque strings of at most 8 KiB built by
 // the middleware; a driver may hash them (a driver shared by several
 // processes must hash them the same way in each). A driver must not retain
 // the key strings passed to Lookup and Object after the call returns (they
