@@ -306,7 +306,7 @@ func (d *DriverLRU) Store(_ context.Context, st *Store) (bool, error) {
 	// Every change readers can see is made under the write locks of the
 	// shards involved, all held at once, so that a Lookup or Object sees
 	// all of the store or none of it.
-	unlock := d.lock(u, target)
+	locks := d.lock(u, target)
 	if policy != nil {
 		u.policy, u.epoch = policy, st.Options.Epoch
 	}
@@ -318,7 +318,7 @@ func (d *DriverLRU) Store(_ context.Context, st *Store) (bool, error) {
 	case remove && target != nil:
 		target.obj = nil
 	}
-	unlock()
+	locks.unlock()
 
 	if u != nil {
 		d.policy.resize(u, recordSize(u), uHad)
@@ -456,29 +456,35 @@ func (d *DriverLRU) forget(r *lruRecord) {
 }
 
 // lock takes the write locks of the shards of a and b (either may be nil,
-// or both the same record) and returns what releases them. d.mu must be
-// held: writers take shard locks only under it, so two are taken without
-// a lock order.
-func (d *DriverLRU) lock(a, b *lruRecord) (unlock func()) {
-	var sa, sb *lruShard
+// or both the same record) and returns what releases them, as a value (a
+// closure would be allocated on every store). d.mu must be held: writers
+// take shard locks only under it, so two are taken without a lock order.
+func (d *DriverLRU) lock(a, b *lruRecord) shardLocks {
+	var l shardLocks
 	if a != nil {
-		sa = d.shard(a.hash)
-		sa.mu.Lock()
+		l.a = d.shard(a.hash)
+		l.a.mu.Lock()
 	}
 	if b != nil {
-		if sb = d.shard(b.hash); sb == sa {
-			sb = nil
+		if l.b = d.shard(b.hash); l.b == l.a {
+			l.b = nil
 		} else {
-			sb.mu.Lock()
+			l.b.mu.Lock()
 		}
 	}
-	return func() {
-		if sa != nil {
-			sa.mu.Unlock()
-		}
-		if sb != nil {
-			sb.mu.Unlock()
-		}
+	return l
+}
+
+// shardLocks are up to two shards write-locked by lock.
+type shardLocks struct{ a, b *lruShard }
+
+// unlock releases them.
+func (l shardLocks) unlock() {
+	if l.a != nil {
+		l.a.mu.Unlock()
+	}
+	if l.b != nil {
+		l.b.mu.Unlock()
 	}
 }
 

@@ -15,13 +15,13 @@ type flights struct {
 }
 
 // flight is one collapsed backend call. res is written once, before done
-// is closed, and only read after.
+// is released, and only read after.
 type flight struct {
 	g    *flights
 	key  string
 	once sync.Once
-	done chan struct{}
-	res  *fetchResult // nil: nothing to share, every waiter calls the backend itself
+	done sync.WaitGroup // released once: by release
+	res  *fetchResult   // nil: nothing to share, every waiter calls the backend itself
 }
 
 // do calls fn, unless a call for key is under way: then it waits for that
@@ -31,13 +31,14 @@ func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchRes
 	g.mu.Lock()
 	if f, ok := g.m[key]; ok {
 		g.mu.Unlock()
-		<-f.done
+		f.done.Wait()
 		return f.res, false
 	}
 	if g.m == nil {
 		g.m = make(map[string]*flight)
 	}
-	f := &flight{g: g, key: key, done: make(chan struct{})}
+	f := &flight{g: g, key: key}
+	f.done.Add(1)
 	g.m[key] = f
 	g.mu.Unlock()
 	defer f.release(nil) // fn panicked (it recovers the handler's panics, but a monitor may panic): waiters fetch themselves
@@ -57,6 +58,6 @@ func (f *flight) release(res *fetchResult) {
 			delete(f.g.m, f.key)
 		}
 		f.g.mu.Unlock()
-		close(f.done)
+		f.done.Done()
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -110,7 +111,7 @@ func (rec *recorder) writeHeaderLocked(code int) {
 		// Left to net/http, which would stamp each replay anew: the stored
 		// response keeps the Date it was produced with (RFC 9110 section
 		// 6.6.1). A nil Date, net/http's way to send none, is kept.
-		rec.header["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+		rec.header["Date"] = []string{httpDate(time.Now())}
 	}
 	rec.age = parseAge(rec.header["Age"])
 	rec.traits = readTraits(rec.header)
@@ -337,4 +338,24 @@ func parseAge(values []string) int {
 		return 1 << 31 // too large: the cap RFC 9111 section 1.2.2 names
 	}
 	return int(n)
+}
+
+// dates holds the last HTTP date httpDate formatted.
+var dates atomic.Pointer[formattedDate]
+
+type formattedDate struct {
+	unix int64
+	s    string
+}
+
+// httpDate returns t as an HTTP date (RFC 9110 section 5.6.7), formatting
+// it at most once per second: misses in the same second share the string.
+func httpDate(t time.Time) string {
+	sec := t.Unix()
+	if d := dates.Load(); d != nil && d.unix == sec {
+		return d.s
+	}
+	s := t.UTC().Format(http.TimeFormat)
+	dates.Store(&formattedDate{unix: sec, s: s})
+	return s
 }
