@@ -127,3 +127,35 @@ func TestCollapsedWaitersReleasedWhenLeaderStreams(t *testing.T) {
 		}
 	})
 }
+
+// Background refreshes do not pile up behind a handler abandoned after its
+// Timeout either: while it still runs, a stale hit serves stale and starts
+// no other refresh (ten stale hits a Timeout apart make one handler).
+func TestRevalidationsDoNotPileUpBehindAStuckHandler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var running atomic.Int64
+		unblock := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if n > 1 {
+				running.Add(1)
+				<-unblock // ignores its context
+				running.Add(-1)
+			}
+			io.WriteString(w, "call "+itoa(n))
+		}}
+		c := newUnmanaged(microcache.Config{TTL: time.Second, StaleWhileRevalidate: time.Hour, Timeout: time.Second, Exposed: true})
+		h := c.Middleware(be)
+		expect(t, get(t, h, "/"), "MISS", "call 1")
+		time.Sleep(2 * time.Second)
+		for range 10 {
+			expect(t, get(t, h, "/"), "STALE", "call 1")
+			time.Sleep(1100 * time.Millisecond)
+		}
+		synctest.Wait()
+		if got := running.Load(); got != 1 {
+			t.Errorf("%d handlers running for one object, want 1", got)
+		}
+		close(unblock)
+		c.Stop()
+	})
+}

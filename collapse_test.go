@@ -240,3 +240,34 @@ func TestCollapsedLeaderLeaves(t *testing.T) {
 		}
 	})
 }
+
+// A 5xx that says it is its own request's (private, no-store) is not
+// shared with collapsed waiters: each gets its own, as with a cookie.
+func TestCollapsedPrivateErrorNotShared(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			<-release
+			w.Header().Set("Cache-Control", "private, no-store")
+			w.WriteHeader(http.StatusInternalServerError)
+			c, _ := r.Cookie("user")
+			io.WriteString(w, "error page for "+c.Value)
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true}).Middleware(be)
+		out := make([]string, 5)
+		var wg sync.WaitGroup
+		for i := range 5 {
+			wg.Go(func() {
+				out[i] = body(t, get(t, h, "/", "Cookie", "user=u"+itoa(int64(i))))
+			})
+		}
+		synctest.Wait()
+		close(release)
+		wg.Wait()
+		for i, b := range out {
+			if b != "error page for u"+itoa(int64(i)) {
+				t.Errorf("client u%d got %q", i, b)
+			}
+		}
+	})
+}

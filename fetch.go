@@ -35,6 +35,7 @@ type fetchResult struct {
 	panicked  *panicked
 
 	age            int         // the Age the backend's response carried, in seconds; -1 when none
+	personal       bool        // the response says it is for its own request only (private, no-store, nocache, Vary)
 	empty          bool        // the handler returned without writing anything
 	lengthMismatch bool        // the body does not match the declared Content-Length (kept in contentLength)
 	trailer        http.Header // trailers the handler set, to send after the body; nil when none
@@ -68,7 +69,8 @@ func (res *fetchResult) failed() bool {
 
 // shareable reports whether requests collapsed onto this call may use its
 // response: it was stored, or it is a 5xx (or a timeout) that sets no
-// cookie.
+// cookie and says nothing that makes it its own request's (private,
+// no-store, microcache-nocache, a Vary).
 func (res *fetchResult) shareable() bool {
 	if res.streamed || res.panicked != nil || res.cancelled {
 		return false
@@ -76,7 +78,7 @@ func (res *fetchResult) shareable() bool {
 	if res.stored || res.timedOut {
 		return true
 	}
-	return res.status >= 500 && !res.header.has("Set-Cookie")
+	return res.status >= 500 && !res.personal && !res.header.has("Set-Cookie")
 }
 
 // fetch makes one buffered backend call for a GET and stores the response
@@ -98,6 +100,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, p *fetchPlan, liv
 	rec.onStream = p.released
 	res.timedOut, res.panicked = m.run(next, r, rec, p.objKey)
 	traits := rec.finish(res)
+	res.personal = traits.private || traits.nocache || traits.varyAll || len(traits.vary) > 0
 	// A handler whose context ended (its client left) may have answered
 	// with anything: that answer is for nobody else.
 	res.cancelled = !res.timedOut && ctx.Err() != nil

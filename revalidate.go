@@ -18,6 +18,11 @@ func (m *Microcache) revalidate(next http.Handler, r *http.Request, lk *lookup) 
 	if _, busy := m.revalidating[objKey]; busy {
 		return true
 	}
+	if m.abandoned[objKey] > 0 {
+		// A refresh (or miss) abandoned after a Timeout still runs for
+		// this object: another would hang the same way. Serve stale.
+		return true
+	}
 	if len(m.revalidating) >= m.cfg.MaxRevalidations {
 		// Serve stale without a refresh: the next request for the object
 		// tries again.
