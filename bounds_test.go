@@ -1,6 +1,7 @@
 package microcache_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -157,5 +158,38 @@ func TestRevalidationsDoNotPileUpBehindAStuckHandler(t *testing.T) {
 		}
 		close(unblock)
 		c.Stop()
+	})
+}
+
+// A collapsed leader's call runs detached from its client while others may
+// wait for it; once it streams nobody else does, so the client's leaving
+// cancels it again: an event-stream handler waiting for that ends.
+func TestStreamingLeaderCancelledWhenItsClientLeaves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ended := make(chan struct{})
+		be := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer close(ended)
+			io.WriteString(w, "data: hi\n\n")
+			http.NewResponseController(w).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(time.Hour):
+			}
+		})
+		h := newCache(t, microcache.Config{TTL: time.Minute, Timeout: time.Second, CollapsedForwarding: true}).Middleware(be)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/events", nil).WithContext(ctx))
+		}()
+		synctest.Wait()
+		start := time.Now()
+		cancel()
+		<-ended
+		<-done
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("the stream's handler ran %v after its client left", waited)
+		}
 	})
 }

@@ -94,9 +94,11 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 		flightKey = objectKey(plan.urlKey, &Options{Vary: m.cfg.Vary}, r)
 	}
 	res, leader := m.collapse.do(flightKey, func(f *flight) *fetchResult {
-		shared := fwd
+		shared, cancelShared := fwd, context.CancelFunc(func() {})
 		if m.cfg.Timeout > 0 {
-			shared = fwd.WithContext(context.WithoutCancel(fwd.Context()))
+			ctx, cancel := context.WithCancel(context.WithoutCancel(fwd.Context()))
+			shared, cancelShared = fwd.WithContext(ctx), cancel
+			defer cancel()
 		}
 		if mayWait {
 			release, waited := m.lease(shared, flightKey)
@@ -106,7 +108,12 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 			defer release()
 		}
 		lead := plan // the waiters' plan has no release
-		lead.released = func() { f.release(nil) }
+		lead.released = func() {
+			f.release(nil)
+			// Nobody else waits for a stream: it is its client's alone, and
+			// ends when that client leaves (an SSE handler waits for that).
+			context.AfterFunc(fwd.Context(), cancelShared)
+		}
 		return m.fetch(h.next, shared, &lead, w)
 	})
 	if res != nil && res.lookAgain {
@@ -147,9 +154,9 @@ func forwardable(r *http.Request) *http.Request {
 // collapsed says the call was another request's. out records the outcome;
 // a request whose handler panicked is left for net/http, unreported.
 func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchResult, p *fetchPlan, collapsed bool, out *Outcome) {
-	*out = Outcome{Kind: OutcomeMiss, Miss: p.miss, Collapsed: collapsed, Stored: res.stored, Status: res.status}
-	if res.panicked != nil {
-		out.Status = 0
+	*out = Outcome{Kind: OutcomeMiss, Miss: p.miss, Collapsed: collapsed, Stored: res.stored, Status: res.status, BackendStatus: res.status}
+	if res.panicked != nil || res.timedOut {
+		out.Status, out.BackendStatus = 0, 0
 	}
 	if res.stored {
 		out.TTL = res.opts.TTL

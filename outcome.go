@@ -101,9 +101,12 @@ type Outcome struct {
 	Miss MissReason
 
 	// ForError is true for OutcomeStale when the stale object answered in
-	// place of a backend failure; BackendStatus is then the backend's
-	// status (0 for a timeout or a panic).
-	ForError      bool
+	// place of a backend failure.
+	ForError bool
+
+	// BackendStatus is the status the backend answered with, for
+	// OutcomeMiss and for OutcomeStale with ForError; 0 when it gave none
+	// (a timeout, a panic, or no call at all).
 	BackendStatus int
 
 	// Stored is true for OutcomeMiss when the response was stored;
@@ -163,8 +166,8 @@ func (o *Outcome) cacheStatus(name string) string {
 	case OutcomeMiss:
 		b.WriteString("; fwd=")
 		b.WriteString(o.Miss.String())
-		if o.Status != 0 {
-			num("; fwd-status=", int64(o.Status))
+		if o.BackendStatus != 0 {
+			num("; fwd-status=", int64(o.BackendStatus))
 		}
 		if o.Stored {
 			b.WriteString("; stored")

@@ -135,3 +135,21 @@ func TestPassthroughPredicate(t *testing.T) {
 	serve(t, h, http.MethodPost, "/", "X-Preview", "1")
 	expect(t, get(t, h, "/"), "HIT", "call 1")
 }
+
+// Cache-Status names a backend status only when the backend answered: a
+// timed-out call, and a request answered at once because that call still
+// runs, say no fwd-status (the client's 503 is the cache's own).
+func TestCacheStatusWithoutBackendAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			<-r.Context().Done()
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, Timeout: time.Second, CacheStatus: "edge"}).Middleware(be)
+		for range 2 {
+			res := get(t, h, "/")
+			if got := res.Header.Get("Cache-Status"); res.StatusCode != http.StatusServiceUnavailable || got != "edge; fwd=uri-miss" {
+				t.Errorf("%d, Cache-Status %q; want 503 and \"edge; fwd=uri-miss\"", res.StatusCode, got)
+			}
+		}
+	})
+}

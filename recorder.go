@@ -2,6 +2,7 @@ package microcache
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -185,7 +186,7 @@ func (rec *recorder) startStreamingLocked() {
 	if rec.age >= 0 {
 		lh["Age"] = []string{strconv.Itoa(rec.age)}
 	}
-	rec.streamOut.Status = rec.status
+	rec.streamOut.Status, rec.streamOut.BackendStatus = rec.status, rec.status
 	rec.m.setOutcomeHeaders(lh, &rec.streamOut)
 	rec.live.WriteHeader(rec.status)
 	if len(rec.body) > 0 {
@@ -335,7 +336,7 @@ func parseAge(values []string) int {
 	}
 	n, err := strconv.ParseUint(v, 10, 31)
 	if err != nil {
-		return 1 << 31 // too large: the cap RFC 9111 section 1.2.2 names
+		return math.MaxInt32 // too large: about the cap of RFC 9111 section 1.2.2 (2^31)
 	}
 	return int(n)
 }
