@@ -146,8 +146,8 @@ type Config struct {
 	// called on the request's goroutine, possibly from many at once, and
 	// never while the middleware holds a lock. Background refreshes are
 	// not requests: they are counted in Stats.Backend. A request whose
-	// handler panicked is observed (with Status 0 when no status was
-	// written) while the panic goes on to net/http. Nil means none.
+	// handler panicked is observed, with Status 0, while the panic goes on
+	// to net/http. Nil means none.
 	Observe func(*http.Request, Outcome)
 
 	// MaxObjectSize is the largest body, in bytes, that is buffered and

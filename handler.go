@@ -176,9 +176,9 @@ func (h *handler) pass(w http.ResponseWriter, r *http.Request, learn bool, why P
 // backend ran is never undone.
 func (m *Microcache) relearn(r *http.Request, lk *lookup, p *passWriter) {
 	// The response must be one the buffered path would store: not
-	// hijacked, not flushed, not empty, within MaxObjectSize.
-	status := p.finalStatus()
-	if p.hijacked || p.flushed || p.implicit || p.written > int64(m.cfg.MaxObjectSize) || m.judge(status, &p.traits) != storeIt {
+	// hijacked, not flushed, not empty, within MaxObjectSize, without
+	// trailers, matching its Content-Length.
+	if !p.storableAnswer(m.cfg.MaxObjectSize) || m.judge(p.finalStatus(), &p.traits) != storeIt {
 		return
 	}
 	next := m.learn(&p.traits)

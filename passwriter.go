@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 )
 
 // passWriter wraps the client's ResponseWriter on pass-through paths. It
@@ -24,6 +26,11 @@ type passWriter struct {
 	implicit    bool  // the handler wrote nothing: finish sent an empty 200
 	flushed     bool  // the handler flushed: it streams
 	written     int64 // body bytes written
+
+	// With learn: what would keep the buffered path from storing the
+	// answer, read when the status is written and when the handler ends.
+	declared int64 // the handler's Content-Length; -1 when none or malformed
+	trailers bool  // the answer has trailers
 }
 
 func (p *passWriter) WriteHeader(code int) {
@@ -33,14 +40,37 @@ func (p *passWriter) WriteHeader(code int) {
 	}
 	h := p.ResponseWriter.Header()
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
-		scrubControlHeaders(h)
+		// The interim response must not carry control headers, but the
+		// final one is still to be read for them: set them aside.
+		var aside http.Header
+		for k, v := range h {
+			if isControlHeader(k) {
+				if aside == nil {
+					aside = make(http.Header)
+				}
+				aside[k] = v
+				delete(h, k)
+			}
+		}
 		p.ResponseWriter.WriteHeader(code)
+		for k, v := range aside {
+			if _, set := h[k]; !set {
+				h[k] = v
+			}
+		}
 		return
 	}
 	p.wroteHeader = true
 	p.status = code
 	if p.learn {
 		p.traits.scan(h, true)
+		p.declared = -1
+		if cl := h["Content-Length"]; len(cl) == 1 {
+			if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+				p.declared = n
+			}
+		}
+		p.trailers = len(h["Trailer"]) > 0
 	} else {
 		scrubControlHeaders(h)
 	}
@@ -104,6 +134,22 @@ func (p *passWriter) finish() {
 		p.implicit = true
 		p.WriteHeader(http.StatusOK)
 	}
+	if p.learn && !p.trailers {
+		for k := range p.ResponseWriter.Header() {
+			if strings.HasPrefix(k, http.TrailerPrefix) {
+				p.trailers = true
+				break
+			}
+		}
+	}
+}
+
+// storableAnswer reports whether, with learn, the answer is one the
+// buffered path would have stored (judge aside): complete, not streamed,
+// within limit, without trailers, matching its Content-Length.
+func (p *passWriter) storableAnswer(limit int) bool {
+	return !p.hijacked && !p.flushed && !p.implicit && !p.trailers && p.written <= int64(limit) &&
+		(p.declared < 0 || p.declared == p.written || !bodyAllowed(p.finalStatus()))
 }
 
 // finalStatus is the status the client got, counting an implicit 200.

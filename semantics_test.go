@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -350,5 +351,32 @@ func TestGeneratedETag(t *testing.T) {
 	}
 	if got := get(t, h, "/other").Header.Get("ETag"); got != etag {
 		t.Errorf("the same body elsewhere: ETag %q, want %q (it depends on the body only)", got, etag)
+	}
+}
+
+// A URL that hit-for-pass made uncacheable is relearned as cacheable only
+// from an answer the buffered path would store: one with trailers (or a
+// body that disagrees with its Content-Length) keeps it passing through,
+// rather than cycling through strikes again.
+func TestRelearnRefusesWhatMissesRefuse(t *testing.T) {
+	var mu sync.Mutex
+	var kinds []string
+	be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Trailer", "X-T")
+		io.WriteString(w, "call "+itoa(n))
+		w.Header().Set("X-T", "v")
+	}}
+	h := newCache(t, microcache.Config{TTL: time.Minute, Observe: func(r *http.Request, o microcache.Outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		kinds = append(kinds, o.Kind.String())
+	}}).Middleware(be)
+	for range 8 {
+		get(t, h, "/")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(kinds, " "); got != "miss miss miss pass pass pass pass pass" {
+		t.Errorf("outcomes %q: want three strikes, then pass-through for good", got)
 	}
 }

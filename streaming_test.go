@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -573,4 +574,41 @@ func TestEarlyHintsHeadersStayInterim(t *testing.T) {
 	}
 	diffExchange(t, "miss", roundTrip(t, cached.Client(), "GET", cached.URL+"/hints"), want, true)
 	diffExchange(t, "hit", roundTrip(t, cached.Client(), "GET", cached.URL+"/hints"), want, false)
+}
+
+// A pass-through handler that sends 103 Early Hints keeps its control
+// headers for the final response: they are kept from the 103 (never sent)
+// and still read when the URL is relearned, so a microcache-nocache URL
+// stays uncacheable rather than flipping between miss and pass.
+func TestEarlyHintsKeepControlHeadersOnPassThrough(t *testing.T) {
+	var mu sync.Mutex
+	var kinds []string
+	be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set(microcache.HeaderNocache, "1")
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "call "+itoa(n))
+	}}
+	c := newCache(t, microcache.Config{TTL: time.Minute, Observe: func(r *http.Request, o microcache.Outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		kinds = append(kinds, o.Kind.String())
+	}})
+	srv := httptest.NewServer(c.Middleware(be))
+	defer srv.Close()
+	for range 4 {
+		ex := roundTrip(t, srv.Client(), "GET", srv.URL+"/x")
+		for _, in := range ex.infos {
+			for k := range in.header {
+				if strings.HasPrefix(strings.ToLower(k), "microcache-") {
+					t.Errorf("control header %s sent with the 103", k)
+				}
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(kinds, " "); got != "miss pass pass pass" {
+		t.Errorf("outcomes %q, want the URL to stay pass-through after its first answer", got)
+	}
 }
