@@ -476,23 +476,33 @@ func (d *Driver) addPending(k string, epoch uint64) {
 
 // Lookup implements [microcache.Driver]. It does not retain urlKey.
 func (d *Driver) Lookup(ctx context.Context, urlKey string) (rec microcache.Record, err error) {
+	rec, _ = d.l1.Lookup(ctx, urlKey)
 	if d.open.Load() {
-		return d.l1.Lookup(ctx, urlKey)
+		return rec, nil
 	}
-	if d.trust.valid(urlKey) {
-		// L1 answers what would be a hit; L2 is asked before what would
-		// be a miss or a stale answer, since another replica may have
-		// stored a fresh object since.
-		rec, _ = d.l1.Lookup(ctx, urlKey)
-		if rec.HasOptions && (d.trust.fresh(rec.Object) || rec.Options.Uncacheable ||
-			len(rec.Options.Vary) > 0 || len(rec.Options.VaryQuery) > 0) {
+	// L1 answers what would be a hit; L2 is asked before what would be a
+	// miss or a stale answer, since another replica may have stored a
+	// fresh object since. The trust is checked after L1 is read, so a
+	// purge received meanwhile withdraws it.
+	if rec.HasOptions {
+		if o := rec.Object; o != nil && d.trust.fresh(o) {
+			if d.trust.validObject(o) {
+				return rec, nil
+			}
+		} else if (rec.Options.Uncacheable || len(rec.Options.Vary) > 0 || len(rec.Options.VaryQuery) > 0) &&
+			d.trust.valid(urlKey) {
 			return rec, nil
 		}
 	}
+	return d.lookupL2(ctx, urlKey, rec)
+}
+
+// lookupL2 is Lookup's L2 read, given what L1 holds (l1); it installs the
+// record it reads in L1.
+func (d *Driver) lookupL2(ctx context.Context, urlKey string, l1 microcache.Record) (rec microcache.Record, err error) {
 	names := d.urlNames(urlKey)
 	slot, gen := d.trust.group(urlKey)
 	stamp := d.trust.now()
-	l1, _ := d.l1.Lookup(ctx, urlKey)
 	l1meta := d.metaOf(l1.Object)
 	script := l1meta.header != "" && len(l1.Object.Body) >= scriptMinBody
 	v, err := d.call(ctx, func(ctx context.Context) (any, error) {
@@ -551,6 +561,17 @@ func (d *Driver) stripe(key string) *sync.Mutex {
 	return &d.stripes[maphash.String(d.trust.seed, slotPart(key))%uint64(len(d.stripes))]
 }
 
+// putL1 is the only way objects enter L1: it clears the trust's hint of
+// st.Object's address first (see trust). Objects are stored under one key
+// each (the middleware makes a new one for every store; the driver decodes
+// a new one for every read).
+func (d *Driver) putL1(ctx context.Context, st *microcache.Store) (bool, error) {
+	if st.Object != nil {
+		d.trust.placing(st.Object)
+	}
+	return d.l1.Store(ctx, st)
+}
+
 // install makes L1's record of urlKey what L2 returned, and trusts it.
 func (d *Driver) install(ctx context.Context, urlKey string, rec microcache.Record, slot uint32, gen uint64, stamp int64) {
 	mu := d.stripe(urlKey)
@@ -580,13 +601,13 @@ func (d *Driver) install(ctx context.Context, urlKey string, rec microcache.Reco
 		if rec.Object != nil {
 			st.ObjectKey, st.Object = key, rec.Object
 		}
-		d.l1.Store(ctx, st)
+		d.putL1(ctx, st)
 	}
 	if !rec.HasOptions && l1.HasOptions {
 		d.trust.forget(urlKey) // L1 keeps options L2 no longer has
 		return
 	}
-	d.trust.set(urlKey, slot, gen, stamp)
+	d.trust.set(urlKey, rec.Object, slot, gen, stamp)
 }
 
 // corrupt counts a record that did not decode and deletes it from L2, in
@@ -604,18 +625,19 @@ func (d *Driver) corrupt(name string, err error) error {
 
 // Object implements [microcache.Driver]. It does not retain objKey.
 func (d *Driver) Object(ctx context.Context, objKey string) (*microcache.Object, error) {
-	if d.open.Load() {
-		return d.l1.Object(ctx, objKey)
+	l1, _ := d.l1.Object(ctx, objKey)
+	if d.open.Load() || (d.trust.fresh(l1) && d.trust.validObject(l1)) {
+		return l1, nil
 	}
-	if d.trust.valid(objKey) {
-		if o, _ := d.l1.Object(ctx, objKey); d.trust.fresh(o) {
-			return o, nil
-		}
-	}
+	return d.objectL2(ctx, objKey, l1)
+}
+
+// objectL2 is Object's L2 read, given what L1 holds (l1); it puts the
+// object it reads in L1.
+func (d *Driver) objectL2(ctx context.Context, objKey string, l1 *microcache.Object) (*microcache.Object, error) {
 	name := d.objectName(objKey)
 	slot, gen := d.trust.group(objKey)
 	stamp := d.trust.now()
-	l1, _ := d.l1.Object(ctx, objKey)
 	l1meta := d.metaOf(l1)
 	script := l1meta.header != "" && len(l1.Body) >= scriptMinBody
 	v, err := d.call(ctx, func(ctx context.Context) (any, error) {
@@ -651,9 +673,9 @@ func (d *Driver) Object(ctx context.Context, objKey string) (*microcache.Object,
 		if cur, _ := d.l1.Object(ctx, objKey); cur != o {
 			key := strings.Clone(objKey)
 			r, _ := d.l1.Lookup(ctx, key)
-			d.l1.Store(ctx, &microcache.Store{URLKey: key, Epoch: r.Epoch, ObjectKey: key, Object: o})
+			d.putL1(ctx, &microcache.Store{URLKey: key, Epoch: r.Epoch, ObjectKey: key, Object: o})
 		}
-		d.trust.set(objKey, slot, gen, stamp)
+		d.trust.set(objKey, o, slot, gen, stamp)
 		mu.Unlock()
 	}
 	return o, nil
@@ -692,7 +714,7 @@ func (d *Driver) remember(o *microcache.Object, m objMeta) {
 // decided by L1 alone.
 func (d *Driver) Store(ctx context.Context, st *microcache.Store) (bool, error) {
 	if d.open.Load() {
-		return d.l1.Store(ctx, st)
+		return d.putL1(ctx, st)
 	}
 	names := d.urlNames(st.URLKey)
 	after := st.Epoch
@@ -774,7 +796,7 @@ func (d *Driver) Store(ctx context.Context, st *microcache.Store) (bool, error) 
 	mu := d.stripe(st.URLKey)
 	mu.Lock()
 	defer mu.Unlock()
-	stored, _ := d.l1.Store(ctx, st)
+	stored, _ := d.putL1(ctx, st)
 	if _, now := d.trust.group(st.URLKey); now != gen {
 		d.trust.forget(st.URLKey)
 		d.trust.forget(st.ObjectKey)
@@ -785,16 +807,16 @@ func (d *Driver) Store(ctx context.Context, st *microcache.Store) (bool, error) 
 		d.l1.Purge(ctx, st.URLKey, st.Epoch)
 		st2 := *st
 		st2.IfDate = time.Time{}
-		stored, _ = d.l1.Store(ctx, &st2)
+		stored, _ = d.putL1(ctx, &st2)
 	}
 	if rec, _ := d.l1.Lookup(ctx, st.URLKey); stored && rec.Epoch == after && rec.HasOptions {
-		d.trust.set(st.URLKey, slot, gen, stamp)
+		d.trust.set(st.URLKey, rec.Object, slot, gen, stamp)
 	} else {
 		d.trust.forget(st.URLKey)
 	}
 	if st.ObjectKey != "" && st.ObjectKey != st.URLKey {
 		if stored && st.Object != nil {
-			d.trust.set(st.ObjectKey, slot, gen, stamp)
+			d.trust.set(st.ObjectKey, st.Object, slot, gen, stamp)
 		} else {
 			d.trust.forget(st.ObjectKey)
 		}

@@ -33,7 +33,7 @@ func BenchmarkLookupL1(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		d.Store(ctx, st)
-		if !d.trust.valid(key) {
+		if rec, _ := d.l1.Lookup(ctx, key); !d.trust.validObject(rec.Object) {
 			b.Fatal("not trusted")
 		}
 		for b.Loop() {
