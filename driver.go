@@ -125,10 +125,12 @@ type Record struct {
 	// options and no purge mark).
 	Epoch uint64
 
-	// Options are the URL's options, when HasOptions. Options.Epoch equals
-	// Epoch.
-	Options    Options
-	HasOptions bool
+	// Options are the URL's options, or nil when it has none. They carry
+	// no epoch (Options.Epoch is 0: the URL's epoch is Epoch), so that a
+	// driver may return one copy for every URL whose options are alike.
+	// They are shared with the driver: the caller must not modify them,
+	// nor the driver once it returned them.
+	Options *Options
 
 	// Object is the object stored under the URL key (the plain variant),
 	// or nil. Its Epoch may differ from the URL's: then it was purged and

@@ -200,15 +200,7 @@ func (d *DriverLRU) Lookup(_ context.Context, urlKey string) (Record, error) {
 	s.mu.RLock()
 	r := s.m[urlKey]
 	if r != nil {
-		rec.Epoch, rec.Object = r.epoch, r.obj
-		if p := r.policy; p != nil {
-			// Copied once, into the result; the lists are shared with
-			// every record of this policy, so they are capped: an append
-			// by a caller copies rather than writes into them.
-			rec.Options, rec.HasOptions = *p, true
-			rec.Options.Epoch = r.epoch
-			rec.Options.Vary, rec.Options.VaryQuery = slices.Clip(p.Vary), slices.Clip(p.VaryQuery)
-		}
+		rec.Epoch, rec.Options, rec.Object = r.epoch, r.policy, r.obj
 	}
 	s.mu.RUnlock()
 	d.access(r, h)
@@ -575,8 +567,11 @@ func (d *DriverLRU) share(cur, o *Options) *Options {
 	}
 	p := *o
 	p.Epoch = 0
-	p.Vary = slices.Clone(o.Vary) // the caller's slices may change
-	p.VaryQuery = slices.Clone(o.VaryQuery)
+	// The caller's slices may change; the copies are capped, so that an
+	// append by a reader of the policy copies rather than writes into
+	// them.
+	p.Vary = slices.Clip(slices.Clone(o.Vary))
+	p.VaryQuery = slices.Clip(slices.Clone(o.VaryQuery))
 	d.policies[d.next] = &p
 	d.next = (d.next + 1) % len(d.policies)
 	return &p

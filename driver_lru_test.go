@@ -23,7 +23,7 @@ func fetch(t testing.TB, d *DriverLRU, key string, body string) bool {
 	t.Helper()
 	ctx := context.Background()
 	rec, _ := d.Lookup(ctx, key)
-	if rec.Object != nil && rec.HasOptions && rec.Object.Epoch == rec.Epoch {
+	if rec.Object != nil && rec.Options != nil && rec.Object.Epoch == rec.Epoch {
 		return true
 	}
 	epoch := rec.Epoch
@@ -167,7 +167,7 @@ func TestDriverLRUBigObjects(t *testing.T) {
 // through: a Lookup, and a Store of options saying so when it has none.
 func learnUncacheable(d *DriverLRU, key string) {
 	ctx := context.Background()
-	if rec, _ := d.Lookup(ctx, key); !rec.HasOptions {
+	if rec, _ := d.Lookup(ctx, key); rec.Options == nil {
 		d.Store(ctx, &Store{URLKey: key, Epoch: rec.Epoch, Options: &Options{Epoch: newEpoch(), Uncacheable: true}})
 	}
 }
@@ -291,8 +291,8 @@ func TestDriverLRUStore(t *testing.T) {
 		t.Error("a store from epoch 0 succeeded on a URL with an epoch")
 	}
 	rec, _ := d.Lookup(ctx, "u")
-	want := Options{Epoch: 5, TTL: time.Second, Vary: []string{"Accept"}}
-	if rec.Epoch != 5 || !rec.HasOptions || !reflect.DeepEqual(rec.Options, want) || rec.Object != nil {
+	want := Options{TTL: time.Second, Vary: []string{"Accept"}}
+	if rec.Epoch != 5 || rec.Options == nil || !reflect.DeepEqual(*rec.Options, want) || rec.Object != nil {
 		t.Fatalf("Lookup = %+v", rec)
 	}
 	opts.Vary[0] = "Cookie" // the caller's slices are not retained
@@ -338,11 +338,11 @@ func TestDriverLRUStore(t *testing.T) {
 	// options.
 	three := testObject("three")
 	d.Store(ctx, &Store{URLKey: "u", Epoch: 5, ObjectKey: "u", Object: three})
-	if rec, _ := d.Lookup(ctx, "u"); rec.Object != three || !rec.HasOptions || d.Len() != 1 {
+	if rec, _ := d.Lookup(ctx, "u"); rec.Object != three || rec.Options == nil || d.Len() != 1 {
 		t.Errorf("plain store: %+v, Len %d", rec, d.Len())
 	}
 	d.Store(ctx, &Store{URLKey: "u", Epoch: 5, ObjectKey: "u", Delete: true})
-	if rec, _ := d.Lookup(ctx, "u"); rec.Object != nil || !rec.HasOptions || d.Len() != 0 {
+	if rec, _ := d.Lookup(ctx, "u"); rec.Object != nil || rec.Options == nil || d.Len() != 0 {
 		t.Errorf("plain delete: %+v, Len %d", rec, d.Len())
 	}
 	if d.Bytes() != d.countedBytes() {
@@ -358,7 +358,7 @@ func TestDriverLRUPurge(t *testing.T) {
 	fetch(t, d, "a", "body")
 	d.Purge(ctx, "a", 77)
 	rec, _ := d.Lookup(ctx, "a")
-	if rec.Epoch != 77 || !rec.HasOptions || rec.Options.Epoch != 77 || rec.Object != nil || d.Len() != 0 {
+	if rec.Epoch != 77 || rec.Options == nil || rec.Options.Epoch != 0 || rec.Object != nil || d.Len() != 0 {
 		t.Errorf("after Purge: %+v, Len %d", rec, d.Len())
 	}
 
@@ -368,7 +368,7 @@ func TestDriverLRUPurge(t *testing.T) {
 	if ok, _ := d.Store(ctx, &Store{URLKey: "b", Options: &Options{Epoch: 1}, ObjectKey: "b", Object: testObject("x")}); ok {
 		t.Error("a first store succeeded over a purge mark")
 	}
-	if rec, _ := d.Lookup(ctx, "b"); rec.Epoch != 88 || rec.HasOptions {
+	if rec, _ := d.Lookup(ctx, "b"); rec.Epoch != 88 || rec.Options != nil {
 		t.Errorf("mark: %+v", rec)
 	}
 	// A fetch that read the mark stores over it, and its record counts.
@@ -427,7 +427,7 @@ func TestDriverLRUEvictedPurgeLeavesMark(t *testing.T) {
 				learnUncacheable(d, "u"+strconv.Itoa(i%10))
 			}
 			rec, _ := d.Lookup(ctx, "a")
-			if rec.HasOptions {
+			if rec.Options != nil {
 				t.Fatalf("%v after the purge: the purged record was not evicted", wait)
 			}
 			if want := wait < MinPurgeMarkRetention; (rec.Epoch == 42) != want {
@@ -596,7 +596,7 @@ func TestDriverLRUStoreIsolated(t *testing.T) {
 		key := "u" + strconv.Itoa(i)
 		for {
 			rec, _ := d.Lookup(ctx, key)
-			if rec.HasOptions {
+			if rec.Options != nil {
 				if obj, _ := d.Object(ctx, key+"/v"); obj == nil {
 					torn++
 				}

@@ -40,7 +40,7 @@ func (d *plainLRU) Lookup(_ context.Context, urlKey string) (microcache.Record, 
 	if r, ok := d.lru.Get(urlKey); ok {
 		rec.Epoch, rec.Object = r.epoch, r.obj
 		if r.opts != nil {
-			rec.Options, rec.HasOptions = *r.opts, true
+			rec.Options = r.opts
 		}
 	}
 	return rec, nil

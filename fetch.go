@@ -119,7 +119,7 @@ func (m *Microcache) fetch(next http.Handler, r *http.Request, p *fetchPlan, liv
 		}
 		m.fail(ev)
 	}
-	if res.failed() && p.fallback != nil && p.rec.Options.StaleRecache {
+	if res.failed() && p.fallback != nil && p.rec.Options != nil && p.rec.Options.StaleRecache {
 		if t := timingsOf(m.clk, p.fallback); t.staleIfErrorAt(m.clk.now()) {
 			m.recache(r, p)
 		}

@@ -33,7 +33,7 @@ func (lk *lookup) objectKey() string {
 }
 
 // uncacheable reports whether the URL's options say it passes through.
-func (lk *lookup) uncacheable() bool { return lk.rec.HasOptions && lk.rec.Options.Uncacheable }
+func (lk *lookup) uncacheable() bool { return lk.rec.Options != nil && lk.rec.Options.Uncacheable }
 
 // done returns the lookup's buffers.
 func (lk *lookup) done() {
@@ -56,10 +56,10 @@ func (m *Microcache) find(r *http.Request, lk *lookup) error {
 		return err
 	}
 	rec := &lk.rec
-	if !rec.HasOptions || rec.Options.Uncacheable {
+	o := rec.Options
+	if o == nil || o.Uncacheable {
 		return nil
 	}
-	o := &rec.Options
 	obj := rec.Object
 	if len(o.Vary) > 0 || len(o.VaryQuery) > 0 {
 		lk.variant.buildVariant(&lk.url, o, r)

@@ -45,14 +45,22 @@ func (lk *lookup) plan() fetchPlan {
 // keyUnder returns the key of the variant r selects under o: the plan's
 // own object key when o varies as the URL's options did.
 func (p *fetchPlan) keyUnder(o *Options, r *http.Request) string {
-	if varyAlike(&p.rec.Options, o) { // without options rec.Options varies on nothing
+	if varyAlike(p.rec.Options, o) {
 		return p.objKey
 	}
 	return objectKey(p.urlKey, o, r)
 }
 
-// varyAlike reports whether a and b select variants the same way.
+// varyAlike reports whether a and b select variants the same way; nil
+// options vary on nothing.
 func varyAlike(a, b *Options) bool {
+	var none Options
+	if a == nil {
+		a = &none
+	}
+	if b == nil {
+		b = &none
+	}
 	return slices.Equal(a.Vary, b.Vary) && slices.Equal(a.VaryQuery, b.VaryQuery)
 }
 
@@ -67,7 +75,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 	plan := lk.plan()
 	plan.miss = why
 	collapse := m.cfg.CollapsedForwarding
-	if lk.rec.HasOptions {
+	if lk.rec.Options != nil {
 		collapse = lk.rec.Options.CollapsedForwarding
 	}
 	if m.cfg.Timeout > 0 && m.stillRunning(plan.objKey) {
@@ -90,7 +98,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 	// cancellation (a long poll) cannot hold everyone forever; if that
 	// client leaves, the others make their own calls.
 	flightKey := plan.objKey
-	if !lk.rec.HasOptions {
+	if lk.rec.Options == nil {
 		flightKey = objectKey(plan.urlKey, &Options{Vary: m.cfg.Vary}, r)
 	}
 	res, leader := m.collapse.do(flightKey, func(f *flight) *fetchResult {

@@ -29,9 +29,9 @@ func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResu
 		v = refusedForRequest
 	}
 	var opts Options
-	if v == refusedForRequest && p.rec.HasOptions {
+	if v == refusedForRequest && p.rec.Options != nil {
 		// This answer says nothing about the URL's other answers.
-		opts = p.rec.Options
+		opts = *p.rec.Options
 		opts.Strikes++
 		opts.Uncacheable = opts.Strikes >= HitForPassAfter
 	} else {
@@ -65,7 +65,7 @@ func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResu
 			// keeps only the header's bytes alive.
 			res.contentLength = obj.contentLength()
 		}
-	case v == refusedByOrigin && p.rec.HasOptions:
+	case v == refusedByOrigin && p.rec.Options != nil:
 		st.ObjectKey, st.Delete = res.objKey, true
 	}
 	stored, err := m.driver.Store(context.WithoutCancel(r.Context()), &st)

@@ -1,6 +1,7 @@
 package drivertest
 
 import (
+	"bytes"
 	"strconv"
 	"time"
 
@@ -12,9 +13,9 @@ import (
 // "returns the object stored under objKey ... or nil when there is none".
 func testLookupAbsent(tt *tester) {
 	r := tt.lookup("absent")
-	if r.Epoch != 0 || r.HasOptions || r.Object != nil {
-		tt.t.Errorf("Lookup of a URL never stored = {Epoch %d, HasOptions %v, Object %s}, want {0, false, nil}",
-			r.Epoch, r.HasOptions, describe(r.Object))
+	if r.Epoch != 0 || r.Options != nil || r.Object != nil {
+		tt.t.Errorf("Lookup of a URL never stored = {Epoch %d, Options %+v, Object %s}, want {0, nil, nil}",
+			r.Epoch, r.Options, describe(r.Object))
 	}
 	if o := tt.object("absent|variant"); o != nil {
 		tt.t.Errorf("Object of a key never stored = %s, want nil", describe(o))
@@ -25,13 +26,13 @@ func testLookupAbsent(tt *tester) {
 // 0 when it had none, in which case the store succeeds only if the URL
 // still has none" and "Options.Epoch is the URL's epoch after the store:
 // ... a new non-zero epoch when Epoch is 0 (the store then creates the
-// URL's record)": Lookup then returns those options, with Options.Epoch ==
-// Record.Epoch, and the plain object, "stored under the URL key itself,
+// URL's record)": Lookup then returns that epoch, those options (without
+// their epoch), and the plain object, "stored under the URL key itself,
 // beside the epoch and the options".
 func testFirstStore(tt *tester) {
 	u := tt.create("first", nil)
 	tt.check("after the first store", u)
-	if r := tt.lookup("firs"); r.Epoch != 0 || r.HasOptions || r.Object != nil {
+	if r := tt.lookup("firs"); r.Epoch != 0 || r.Options != nil || r.Object != nil {
 		tt.t.Errorf("Lookup of a prefix of a stored key found a record (Epoch %d)", r.Epoch)
 	}
 }
@@ -268,6 +269,30 @@ func testPurgeRecord(tt *tester) {
 	p2 := newEpoch()
 	tt.purge(u.key, p2)
 	tt.checkPurged("after a second Purge", u, p2)
+}
+
+// testOptionsUnchanged checks that Options a Lookup returned are "shared
+// with the driver ...: the caller must not modify them, nor the driver
+// once it returned them": they read the same after a purge, after the URL's
+// options are stored again, and after more Lookups.
+func testOptionsUnchanged(tt *tester) {
+	u := tt.create("unchanged", nil)
+	first := tt.lookup(u.key).Options
+	if first == nil {
+		tt.t.Fatalf("Lookup(%q) has no options after a Store of options", u.key)
+	}
+	want, wantEpoch := encodeOptions(*first), first.Epoch
+	p := newEpoch()
+	tt.purge(u.key, p)
+	tt.lookup(u.key)
+	tt.mustStore(&microcache.Store{URLKey: u.key, Epoch: p, Options: options(p, 3*time.Minute)})
+	tt.lookup(u.key)
+	if got := encodeOptions(*first); !bytes.Equal(got, want) || first.Epoch != wantEpoch {
+		var was microcache.Options
+		was.UnmarshalBinary(want)
+		was.Epoch = wantEpoch
+		tt.t.Errorf("Options returned by a Lookup changed after a Purge, a Store and Lookups: %+v, then %+v", was, *first)
+	}
 }
 
 // testPurgeMark checks "If the URL has no record, it creates a purge mark

@@ -219,8 +219,8 @@ purges:
 // use" (run it with -race) and "It must not block on I/O" (Len): several
 // goroutines make a bounded number of mixed calls (Lookup, Object, Store
 // with the epoch read, Purge, PurgeTag, Len) on a few URLs. Every call
-// must succeed; every record read must be consistent (Options.Epoch ==
-// Epoch, no options with epoch 0); every object read must be one stored
+// must succeed; every record read must be consistent (Options.Epoch 0,
+// no options with epoch 0); every object read must be one stored
 // under its key; Len must be -1 or between 0 and the number of objects
 // the URLs can hold.
 func testConcurrent(tt *tester) {

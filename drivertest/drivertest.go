@@ -85,6 +85,7 @@ func TestDriver(t *testing.T, newDriver func(t *testing.T) microcache.Driver) {
 		{"IfDate", testIfDate},
 		{"Delete", testDelete},
 		{"PurgeRecord", testPurgeRecord},
+		{"OptionsUnchanged", testOptionsUnchanged},
 		{"PurgeMark", testPurgeMark},
 		{"PurgeBeatsStore", testPurgeBeatsStore},
 		{"PurgeTag", testPurgeTag},
@@ -210,6 +211,12 @@ func encodeObject(t testing.TB, o *microcache.Object) []byte {
 	return b
 }
 
+// withoutEpoch returns o as a Record carries it: without its epoch.
+func withoutEpoch(o microcache.Options) microcache.Options {
+	o.Epoch = 0
+	return o
+}
+
 func encodeOptions(o microcache.Options) []byte {
 	b, _ := o.MarshalBinary() // never fails
 	return b
@@ -247,14 +254,14 @@ func (tt *tester) lookup(key string) microcache.Record {
 
 // checkRecord checks a record read under key: "Epoch is the URL's
 // current epoch; 0 when the URL has none (no options and no purge mark)"
-// and "Options.Epoch equals Epoch".
+// and "They carry no epoch (Options.Epoch is 0 ...)".
 func (tt *tester) checkRecord(key string, r microcache.Record) {
 	tt.t.Helper()
-	if r.Epoch == 0 && r.HasOptions {
+	if r.Epoch == 0 && r.Options != nil {
 		tt.t.Errorf("Lookup(%.40q): Epoch 0 with options %+v", key, r.Options)
 	}
-	if r.HasOptions && r.Options.Epoch != r.Epoch {
-		tt.t.Errorf("Lookup(%.40q): Options.Epoch %d, Record.Epoch %d; want them equal", key, r.Options.Epoch, r.Epoch)
+	if r.Options != nil && r.Options.Epoch != 0 {
+		tt.t.Errorf("Lookup(%.40q): Options.Epoch %d, want 0 (the URL's epoch is Record.Epoch, %d)", key, r.Options.Epoch, r.Epoch)
 	}
 }
 
@@ -348,12 +355,12 @@ func (tt *tester) check(what string, u *url) {
 		tt.t.Errorf("%s: Lookup(%.40q).Epoch = %d, want %d", what, u.key, r.Epoch, u.epoch)
 	}
 	switch {
-	case u.opts == nil && r.HasOptions:
-		tt.t.Errorf("%s: Lookup(%.40q) has options %+v, want none", what, u.key, r.Options)
-	case u.opts != nil && !r.HasOptions:
+	case u.opts == nil && r.Options != nil:
+		tt.t.Errorf("%s: Lookup(%.40q) has options %+v, want none", what, u.key, *r.Options)
+	case u.opts != nil && r.Options == nil:
 		tt.t.Errorf("%s: Lookup(%.40q) has no options, want %+v", what, u.key, *u.opts)
-	case u.opts != nil && !bytes.Equal(encodeOptions(r.Options), encodeOptions(*u.opts)):
-		tt.t.Errorf("%s: Lookup(%.40q).Options = %+v, want %+v", what, u.key, r.Options, *u.opts)
+	case u.opts != nil && !bytes.Equal(encodeOptions(*r.Options), encodeOptions(withoutEpoch(*u.opts))):
+		tt.t.Errorf("%s: Lookup(%.40q).Options = %+v, want %+v", what, u.key, *r.Options, withoutEpoch(*u.opts))
 	}
 	if !sameObject(tt.t, r.Object, u.plain) {
 		tt.t.Errorf("%s: Lookup(%.40q).Object = %s, want %s", what, u.key, describe(r.Object), describe(u.plain))
@@ -375,12 +382,11 @@ func (tt *tester) checkPurged(what string, u *url, epoch uint64) {
 		tt.t.Errorf("%s: Lookup(%.40q).Epoch = %d, want the purge's %d", what, u.key, r.Epoch, epoch)
 	}
 	if u.opts != nil {
-		want := *u.opts
-		want.Epoch = epoch
-		if !r.HasOptions {
+		want := withoutEpoch(*u.opts)
+		if r.Options == nil {
 			tt.t.Errorf("%s: Lookup(%.40q) has no options; a purge keeps them", what, u.key)
-		} else if !bytes.Equal(encodeOptions(r.Options), encodeOptions(want)) {
-			tt.t.Errorf("%s: Lookup(%.40q).Options = %+v, want %+v (the same, in the new epoch)", what, u.key, r.Options, want)
+		} else if !bytes.Equal(encodeOptions(*r.Options), encodeOptions(want)) {
+			tt.t.Errorf("%s: Lookup(%.40q).Options = %+v, want %+v (the same: a purge keeps them)", what, u.key, *r.Options, want)
 		}
 	}
 	if r.Object != nil && !sameObject(tt.t, r.Object, u.plain) {

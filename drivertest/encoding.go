@@ -134,11 +134,11 @@ func (d *EncodingDriver) Lookup(_ context.Context, urlKey string) (microcache.Re
 	if u := d.urls[urlKey]; u != nil {
 		r.Epoch = u.epoch
 		if u.options != nil {
+			r.Options = new(microcache.Options)
 			if err := r.Options.UnmarshalBinary(u.options); err != nil {
 				return microcache.Record{}, err
 			}
-			r.Options.Epoch = u.epoch
-			r.HasOptions = true
+			r.Options.Epoch = 0 // the options' epoch when stored; the URL's is r.Epoch
 		}
 	}
 	obj, err := d.object(urlKey)

@@ -78,7 +78,7 @@ func TestEncodingDriverFail(t *testing.T) {
 		}
 	}
 	d.Fail = nil
-	if r, err := d.Lookup(ctx, "u"); err != nil || r.Epoch != 0 || r.HasOptions || r.Object != nil || d.Len() != 0 {
+	if r, err := d.Lookup(ctx, "u"); err != nil || r.Epoch != 0 || r.Options != nil || r.Object != nil || d.Len() != 0 {
 		t.Errorf("after a failed Store and Purge: Lookup = %+v, %v; Len = %d; want nothing written", r, err, d.Len())
 	}
 }

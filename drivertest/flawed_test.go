@@ -74,8 +74,19 @@ func (d *flawedDriver) Lookup(_ context.Context, urlKey string) (microcache.Reco
 	if u != nil {
 		r.Epoch = u.epoch
 		if u.opts != nil {
-			r.Options, r.HasOptions = *u.opts, true
-			if d.flaw != "purge-keeps-options-epoch" {
+			// A copy per call, without the epoch; with the flaw
+			// options-changed-later, the driver's own, set to the epoch
+			// of each Lookup.
+			r.Options = new(microcache.Options)
+			if d.flaw == "options-changed-later" {
+				r.Options = u.opts
+			}
+			*r.Options = *u.opts
+			r.Options.Epoch = 0
+			switch d.flaw {
+			case "options-carry-epoch":
+				r.Options.Epoch = u.opts.Epoch
+			case "options-changed-later":
 				r.Options.Epoch = u.epoch
 			}
 		}
@@ -248,8 +259,9 @@ var flaws = []struct {
 	{"ifdate-compares-with-==", []string{"IfDate"}},
 	{"delete-ignored", []string{"Delete"}},
 	{"purge-drops-options", []string{"PurgeRecord", "PurgeTag"}},
-	{"purge-keeps-options-epoch", []string{"PurgeRecord", "PurgeTag"}},
+	{"options-carry-epoch", []string{"FirstStore", "PurgeRecord", "PurgeTag"}},
 	{"purge-leaves-no-mark", []string{"PurgeMark"}},
+	{"options-changed-later", []string{"OptionsUnchanged"}},
 	{"purge-tag-ignored", []string{"PurgeTag"}},
 	{"lookup-retains-key", []string{"KeysNotRetained"}},
 	{"object-retains-key", []string{"KeysNotRetained"}},

@@ -54,7 +54,7 @@ func testKeysNotRetained(tt *tester) {
 		tt.check("after the buffers of keys passed to Lookup and Object were overwritten", u)
 	}
 	for _, k := range scribbled {
-		if r := tt.lookup(k); r.Epoch != 0 || r.HasOptions || r.Object != nil {
+		if r := tt.lookup(k); r.Epoch != 0 || r.Options != nil || r.Object != nil {
 			tt.t.Errorf("Lookup(%q) found a record under the bytes a Lookup or Object key was overwritten with", k)
 		}
 	}

@@ -484,7 +484,7 @@ func (d *Driver) Lookup(ctx context.Context, urlKey string) (rec microcache.Reco
 	// miss or a stale answer, since another replica may have stored a
 	// fresh object since. The trust is checked after L1 is read, so a
 	// purge received meanwhile withdraws it.
-	if rec.HasOptions {
+	if rec.Options != nil {
 		if o := rec.Object; o != nil && d.trust.fresh(o) {
 			if d.trust.validObject(o) {
 				return rec, nil
@@ -526,10 +526,11 @@ func (d *Driver) lookupL2(ctx context.Context, urlKey string, l1 microcache.Reco
 		}
 	}
 	if s, ok := reply[1].(string); ok && rec.Epoch != 0 {
+		rec.Options = new(microcache.Options)
 		if err := rec.Options.UnmarshalBinary([]byte(s)); err != nil {
 			return microcache.Record{}, d.corrupt(names.opts, err)
 		}
-		rec.Options.Epoch, rec.HasOptions = rec.Epoch, true
+		rec.Options.Epoch = 0 // a Record's options carry no epoch
 	}
 	switch s, _ := reply[2].(string); {
 	case script && s == "=":
@@ -582,20 +583,19 @@ func (d *Driver) install(ctx context.Context, urlKey string, rec microcache.Reco
 		return
 	}
 	l1, _ := d.l1.Lookup(ctx, urlKey)
-	same := l1.Epoch == rec.Epoch && l1.Object == rec.Object && l1.HasOptions == rec.HasOptions
-	if same && rec.HasOptions {
-		a, b := rec.Options, l1.Options
-		a.Epoch, b.Epoch = 0, 0
-		ea, _ := a.MarshalBinary()
-		eb, _ := b.MarshalBinary()
+	same := l1.Epoch == rec.Epoch && l1.Object == rec.Object && (l1.Options == nil) == (rec.Options == nil)
+	if same && rec.Options != nil {
+		ea, _ := rec.Options.MarshalBinary()
+		eb, _ := l1.Options.MarshalBinary()
 		same = string(ea) == string(eb)
 	}
 	if !same {
 		key := strings.Clone(urlKey)
 		d.l1.Purge(ctx, key, rec.Epoch)
 		st := &microcache.Store{URLKey: key, Epoch: rec.Epoch}
-		if rec.HasOptions {
-			o := rec.Options
+		if rec.Options != nil {
+			o := *rec.Options
+			o.Epoch = rec.Epoch
 			st.Options = &o
 		}
 		if rec.Object != nil {
@@ -603,7 +603,7 @@ func (d *Driver) install(ctx context.Context, urlKey string, rec microcache.Reco
 		}
 		d.putL1(ctx, st)
 	}
-	if !rec.HasOptions && l1.HasOptions {
+	if rec.Options == nil && l1.Options != nil {
 		d.trust.forget(urlKey) // L1 keeps options L2 no longer has
 		return
 	}
@@ -809,7 +809,7 @@ func (d *Driver) Store(ctx context.Context, st *microcache.Store) (bool, error) 
 		st2.IfDate = time.Time{}
 		stored, _ = d.putL1(ctx, &st2)
 	}
-	if rec, _ := d.l1.Lookup(ctx, st.URLKey); stored && rec.Epoch == after && rec.HasOptions {
+	if rec, _ := d.l1.Lookup(ctx, st.URLKey); stored && rec.Epoch == after && rec.Options != nil {
 		d.trust.set(st.URLKey, rec.Object, slot, gen, stamp)
 	} else {
 		d.trust.forget(st.URLKey)
@@ -1150,7 +1150,7 @@ func (d *Driver) handle(msg string) {
 		mu := d.stripe(parts[2])
 		mu.Lock()
 		d.trust.bump(parts[2])
-		if rec, _ := d.l1.Lookup(d.ctx, parts[2]); rec.Epoch != 0 || rec.HasOptions {
+		if rec, _ := d.l1.Lookup(d.ctx, parts[2]); rec.Epoch != 0 || rec.Options != nil {
 			d.l1.Purge(d.ctx, parts[2], epoch)
 		}
 		mu.Unlock()
