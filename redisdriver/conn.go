@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -21,8 +20,6 @@ type conn interface {
 	eval(ctx context.Context, s *script, keys []string, args ...any) (any, error)
 	// mget reads keys; a missing key reads as nil.
 	mget(ctx context.Context, keys ...string) ([]any, error)
-	// setNX sets key to value with a time to live if key does not exist.
-	setNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error)
 	// exists reports whether key exists.
 	exists(ctx context.Context, key string) (bool, error)
 	// del deletes keys.
@@ -118,12 +115,6 @@ func (g goRedis) publish(ctx context.Context, channel, msg string) error {
 
 func (g goRedis) mget(ctx context.Context, keys ...string) ([]any, error) {
 	return g.c.MGet(ctx, keys...).Result()
-}
-
-func (g goRedis) setNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error) {
-	// SET NX PX rather than SETNX: go-redis picks PX for sub-second
-	// durations and EX for whole seconds, either is fine.
-	return g.c.SetNX(ctx, key, value, ttl).Result()
 }
 
 func (g goRedis) exists(ctx context.Context, key string) (bool, error) {

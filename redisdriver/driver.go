@@ -36,7 +36,9 @@
 // # Fleet-wide collapsed forwarding
 //
 // Driver implements [microcache.DriverLeaser]: a lease is a key set with
-// SET NX PX holding a random token, released by a script that deletes it
+// SET NX PX holding a random token (by a script that refuses the lease
+// when the object changed since this process read it: another process
+// fetched it meanwhile), released by a script that deletes it
 // only if it still holds that token and publishes the release, which
 // wakes the waiting replicas at once (they also poll every
 // [Options.LeasePoll]). A dead leaseholder's lease expires with its time
@@ -89,6 +91,7 @@
 package redisdriver
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -241,7 +244,7 @@ type Driver struct {
 	wg     sync.WaitGroup // background goroutines
 
 	stats struct {
-		corrupt, releaseErrors, trips, subscriptions, tagErrors atomic.Uint64
+		corrupt, releaseErrors, trips, subscriptions, tagErrors, lateLeases atomic.Uint64
 	}
 }
 
@@ -254,6 +257,7 @@ type Stats struct {
 	Corrupt       uint64 // records that failed to decode (each also an error returned)
 	ReleaseErrors uint64 // lease releases that failed (the leases expired)
 	TagErrors     uint64 // tags not recorded after a store, on a Cluster
+	LateLeases    uint64 // leases refused because another process stored the object after this one looked it up
 	PendingPurges int    // purges waiting to be written to Redis
 }
 
@@ -270,6 +274,7 @@ func (d *Driver) Stats() Stats {
 		Corrupt:       d.stats.corrupt.Load(),
 		ReleaseErrors: d.stats.releaseErrors.Load(),
 		TagErrors:     d.stats.tagErrors.Load(),
+		LateLeases:    d.stats.lateLeases.Load(),
 		PendingPurges: pending,
 	}
 }
@@ -940,7 +945,9 @@ func (d *Driver) purgeTagCluster(ctx context.Context, tag string, epoch uint64) 
 }
 
 // Lease implements [microcache.DriverLeaser] with SET NX PX and a random
-// token. While the breaker is open every caller holds the lease.
+// token, in a script that also refuses the lease (held false, as if
+// another process held it) when L2's object is not the one this process
+// last read. While the breaker is open every caller holds the lease.
 func (d *Driver) Lease(ctx context.Context, objKey string, ttl time.Duration) (func(), bool, error) {
 	if d.open.Load() {
 		return func() {}, true, nil
@@ -949,13 +956,27 @@ func (d *Driver) Lease(ctx context.Context, objKey string, ttl time.Duration) (f
 	var tb [16]byte
 	rand.Read(tb[:])
 	token := hex.EncodeToString(tb[:])
+	// The lease is refused, as if held, when L2's object is no longer the
+	// one this process read (L1 holds what it read): another process
+	// fetched it between this process's lookup and now, and the caller
+	// should look it up again rather than fetch it a second time.
+	known := ""
+	if o, _ := d.l1.Object(ctx, objKey); o != nil {
+		known = cmp.Or(d.metaOf(o).header, "?") // "?": not known, lease whatever L2 holds
+	}
+	objName := d.objectName(objKey)
 	v, err := d.call(ctx, func(ctx context.Context) (any, error) {
-		return d.conn.setNX(ctx, name, token, ttl)
+		return d.conn.eval(ctx, leaseScript, []string{name, objName}, token, ttl.Milliseconds(), known)
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	if held, _ := v.(bool); !held {
+	switch n, _ := v.(int64); n {
+	case 1:
+	case 2:
+		d.stats.lateLeases.Add(1)
+		return nil, false, nil
+	default:
 		return nil, false, nil
 	}
 	// The release runs in the background: it only wakes the waiters (who

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/httpimp/microcache"
 	"github.com/httpimp/microcache/redisdriver"
 	"github.com/httpimp/microcache/redisdriver/internal/redistest"
 )
@@ -84,5 +85,73 @@ func TestLeaseExpires(t *testing.T) {
 	defer cancel()
 	if err := dead.Wait(wctx, "obj"); err != context.DeadlineExceeded {
 		t.Errorf("Wait with a context that ends: %v, want DeadlineExceeded", err)
+	}
+}
+
+// A process that looked an object up, found none, and only then tries
+// the lease, after another process stored the object and released its
+// lease, is not given the lease (which would make it fetch a second
+// time): Lease answers not held, Wait returns at once, and the Lookup
+// that follows finds the object.
+func TestLeaseAfterAnotherStored(t *testing.T) {
+	s := redistest.StartT(t)
+	c := client(t, s)
+	opts := redisdriver.Options{Prefix: "late:", OpTimeout: time.Second}
+	a, b := newDriver(t, c, opts), newDriver(t, c, opts)
+	waitSubscribed(t, a)
+	waitSubscribed(t, b)
+	ctx := context.Background()
+	for _, tc := range []struct{ urlKey, objKey string }{{"plain", "plain"}, {"varied", "varied|variant"}} {
+		urlKey, objKey := tc.urlKey, tc.objKey
+		t.Run(objKey, func(t *testing.T) {
+			if rec, err := b.Lookup(ctx, urlKey); err != nil || rec.Object != nil {
+				t.Fatalf("b's first Lookup: %+v, %v", rec, err)
+			}
+			if o, err := b.Object(ctx, objKey); err != nil || (o != nil && objKey != urlKey) {
+				t.Fatalf("b's first Object: %v, %v", o, err)
+			}
+			release, held, err := a.Lease(ctx, objKey, time.Minute)
+			if err != nil || !held {
+				t.Fatalf("a's Lease: held %v, %v", held, err)
+			}
+			rec, _ := a.Lookup(ctx, urlKey)
+			obj := &microcache.Object{Status: 200, Body: []byte("x"), Size: 1, Date: time.Now(), Expires: time.Now().Add(time.Hour)}
+			st := &microcache.Store{URLKey: urlKey, Epoch: rec.Epoch, ObjectKey: objKey, Object: obj}
+			if rec.Epoch == 0 {
+				st.Options = &microcache.Options{Epoch: 7, TTL: time.Minute}
+				st.Object.Epoch = 7
+			} else {
+				st.Object.Epoch = rec.Epoch
+			}
+			if ok, err := a.Store(ctx, st); !ok || err != nil {
+				t.Fatalf("a's Store: %v, %v", ok, err)
+			}
+			release()
+			wctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if err := a.Wait(wctx, objKey); err != nil { // until the release is done
+				t.Fatalf("a's Wait for its own release: %v", err)
+			}
+			_, held, err = b.Lease(ctx, objKey, time.Minute)
+			if err != nil || held {
+				t.Fatalf("b's Lease after a stored the object: held %v, %v; want not held", held, err)
+			}
+			if err := b.Wait(wctx, objKey); err != nil {
+				t.Fatalf("b's Wait: %v", err)
+			}
+			var got *microcache.Object
+			if objKey == urlKey {
+				r, _ := b.Lookup(ctx, urlKey)
+				got = r.Object
+			} else {
+				got, _ = b.Object(ctx, objKey)
+			}
+			if got == nil || got.Epoch != st.Object.Epoch {
+				t.Fatalf("b's Lookup after the wait: %v, want the object a stored", got)
+			}
+		})
+	}
+	if n := b.Stats().LateLeases; n != 2 {
+		t.Errorf("Stats().LateLeases = %d, want 2", n)
 	}
 }
