@@ -39,8 +39,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// invalidates the target URI. Methods of unknown safety, which the
 		// RFC also names, do not purge here: handlers that ignore the
 		// method would let any client clear any URL with a made-up one.
-		p := h.pass(w, r, false, PassMethod, &out)
-		if s := p.finalStatus(); s >= 200 && s < 400 && !p.hijacked {
+		// The purge is written before the answer can reach the client:
+		// when the handler returns, or earlier if it sends part of the
+		// answer while it runs (then the URL is purged again when it
+		// returns, since a GET may have stored the old content meanwhile).
+		p := h.newPassWriter(w, false, PassMethod)
+		p.beforeSend = func() {
+			if purges(p.finalStatus()) {
+				m.purge(r)
+			}
+		}
+		h.run(p, r, &out)
+		if purges(p.finalStatus()) && !p.hijacked {
 			m.purge(r)
 		}
 	default:
@@ -156,9 +166,19 @@ func isUpgrade(r *http.Request) bool {
 // headers, sets the outcome's headers and records the status (and, with
 // learn, the caching traits); out records the pass and why.
 func (h *handler) pass(w http.ResponseWriter, r *http.Request, learn bool, why PassReason, out *Outcome) *passWriter {
+	return h.run(h.newPassWriter(w, learn, why), r, out)
+}
+
+// newPassWriter returns the writer of a pass-through to w, for why.
+func (h *handler) newPassWriter(w http.ResponseWriter, learn bool, why PassReason) *passWriter {
+	return &passWriter{ResponseWriter: w, m: h.m, out: Outcome{Kind: OutcomePass, Pass: why}, learn: learn}
+}
+
+// run calls the handler through p, and records the pass in out.
+func (h *handler) run(p *passWriter, r *http.Request, out *Outcome) *passWriter {
 	m := h.m
 	m.count(backendCalls)
-	p := &passWriter{ResponseWriter: w, m: m, out: Outcome{Kind: OutcomePass, Pass: why}, learn: learn}
+	w := p.ResponseWriter
 	*out = p.out // if next panics, this is what is reported
 	h.next.ServeHTTP(p, r)
 	p.finish()
@@ -190,8 +210,8 @@ func (m *Microcache) relearn(r *http.Request, lk *lookup, p *passWriter) {
 }
 
 // purge gives the URL of r a new epoch, which makes every stored variant
-// unreachable: one write, whatever the driver held. It runs after the
-// response, so the client's leaving cannot cancel it.
+// unreachable: one write, whatever the driver held. It is detached from
+// the request's cancellation, so the client's leaving cannot cancel it.
 func (m *Microcache) purge(r *http.Request) {
 	key, ok := m.urlKey(r)
 	if !ok {
@@ -211,3 +231,8 @@ func (m *Microcache) writeObject(w http.ResponseWriter, r *http.Request, obj *Ob
 	}
 	m.writeReplay(w, r, obj.Status, obj.header, obj.contentLength(), body, out, age)
 }
+
+// purges reports whether an answer with status to an unsafe method
+// invalidates its URL: a success or a redirect (RFC 9111 section 4.4: a
+// non-error status).
+func purges(status int) bool { return status >= 200 && status < 400 }

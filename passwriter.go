@@ -31,6 +31,24 @@ type passWriter struct {
 	// answer, read when the status is written and when the handler ends.
 	declared int64 // the handler's Content-Length; -1 when none or malformed
 	trailers bool  // the answer has trailers
+
+	// beforeSend, when not nil, runs once, before the final answer may
+	// first reach the client while the handler still runs: before a
+	// Flush, a ReadFrom, or a Write that takes the body past sendAfter.
+	beforeSend func()
+}
+
+// sendAfter is the most body a handler can write before net/http may
+// send part of the answer: the smaller of its buffers (2048 bytes before
+// HTTP/1.1 chunking; HTTP/2 buffers 4096).
+const sendAfter = 2048
+
+// sending runs beforeSend, once.
+func (p *passWriter) sending() {
+	if f := p.beforeSend; f != nil {
+		p.beforeSend = nil
+		f()
+	}
 }
 
 func (p *passWriter) WriteHeader(code int) {
@@ -82,6 +100,9 @@ func (p *passWriter) Write(b []byte) (int, error) {
 	if !p.wroteHeader {
 		p.WriteHeader(http.StatusOK)
 	}
+	if p.beforeSend != nil && p.written+int64(len(b)) > sendAfter {
+		p.sending()
+	}
 	n, err := p.ResponseWriter.Write(b)
 	p.written += int64(n)
 	return n, err
@@ -92,6 +113,7 @@ func (p *passWriter) ReadFrom(src io.Reader) (int64, error) {
 	if !p.wroteHeader {
 		p.WriteHeader(http.StatusOK)
 	}
+	p.sending()
 	var n int64
 	var err error
 	if rf, ok := p.ResponseWriter.(io.ReaderFrom); ok {
@@ -111,6 +133,7 @@ func (p *passWriter) FlushError() error {
 	if !p.wroteHeader {
 		p.WriteHeader(http.StatusOK)
 	}
+	p.sending()
 	p.flushed = true
 	return http.NewResponseController(p.ResponseWriter).Flush()
 }
