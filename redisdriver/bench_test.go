@@ -107,6 +107,54 @@ func BenchmarkHit(b *testing.B) {
 	})
 }
 
+// BenchmarkHitInterleaved measures the same two hits as BenchmarkHit in
+// one process, alternating rounds of 1000 requests through each, so that
+// both see the same machine state (a second sub-benchmark in a process
+// otherwise runs on a bigger heap, after a redis-server started): it
+// reports each mean (lru-ns/hit, l1-ns/hit) and l1/lru, the ratio the 10%
+// bar is about.
+func BenchmarkHitInterleaved(b *testing.B) {
+	var calls atomic.Int64
+	lru := benchReplica(b, microcache.NewDriverLRU(10000), benchOrigin(&calls, 0))
+	s := redistest.StartT(b)
+	d := newDriver(b, client(b, s), redisdriver.Options{MaxOptionsAge: time.Hour})
+	waitSubscribed(b, d)
+	l1 := benchReplica(b, d, benchOrigin(&calls, 0))
+	for _, h := range []http.Handler{lru, l1} {
+		serve(b, h, "/hit")
+		if st := serve(b, h, "/hit"); st != "HIT" {
+			b.Fatalf("status %s, want HIT", st)
+		}
+	}
+	w := &discard{h: make(http.Header, 8)}
+	r, _ := http.NewRequest(http.MethodGet, "http://bench.example/hit", nil)
+	round := func(h http.Handler, n int) time.Duration {
+		start := time.Now()
+		for range n {
+			clear(w.h)
+			w.n = 0
+			h.ServeHTTP(w, r)
+		}
+		took := time.Since(start)
+		if w.n != benchBodySize {
+			b.Fatalf("%d bytes, want %d", w.n, benchBodySize)
+		}
+		return took
+	}
+	const per = 1000
+	var tLRU, tL1 time.Duration
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		tLRU += round(lru, per)
+		tL1 += round(l1, per)
+		n += per
+	}
+	b.ReportMetric(float64(tLRU.Nanoseconds())/float64(n), "lru-ns/hit")
+	b.ReportMetric(float64(tL1.Nanoseconds())/float64(n), "l1-ns/hit")
+	b.ReportMetric(float64(tL1)/float64(tLRU), "l1/lru")
+}
+
 // timed runs op b.N times and reports the mean as ns/op and the 50th and
 // 99th percentiles in µs. setup, when not nil, runs before each op,
 // untimed.
