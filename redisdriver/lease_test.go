@@ -155,3 +155,28 @@ func TestLeaseAfterAnotherStored(t *testing.T) {
 		t.Errorf("Stats().LateLeases = %d, want 2", n)
 	}
 }
+
+// An object gone from Redis (expired, or flushed) while a process's L1
+// still holds it does not refuse that process the lease: nobody fetched
+// it, and refusing would make every replica fetch without one.
+func TestLeaseAfterTheObjectWentAway(t *testing.T) {
+	s := redistest.StartT(t)
+	c := client(t, s)
+	d := newDriver(t, c, redisdriver.Options{Prefix: "gone:", OpTimeout: time.Second})
+	waitSubscribed(t, d)
+	ctx := context.Background()
+	obj := &microcache.Object{Status: 200, Body: []byte("x"), Size: 1, Epoch: 7, Date: time.Now(), Expires: time.Now().Add(time.Hour)}
+	opts := &microcache.Options{Epoch: 7, TTL: time.Hour}
+	if ok, err := d.Store(ctx, &microcache.Store{URLKey: "u", Options: opts, ObjectKey: "u", Object: obj}); !ok || err != nil {
+		t.Fatalf("Store: %v, %v", ok, err)
+	}
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := d.L1().Object(ctx, "u"); o != obj {
+		t.Fatal("L1 does not hold the object stored")
+	}
+	if _, held, err := d.Lease(ctx, "u", time.Minute); err != nil || !held {
+		t.Errorf("Lease after the object left Redis: held %v, %v; want held", held, err)
+	}
+}

@@ -114,15 +114,20 @@ redis.call('PUBLISH', ARGV[3], 't' .. ARGV[4] .. ' ' .. ARGV[1] .. ' ' .. ARGV[6
 return urls
 `)
 
-// leaseScript takes a fetch lease, unless the object was stored since
-// the caller read it. KEYS: the lease, the object. ARGV: the caller's
+// leaseScript takes a fetch lease, unless an object was stored since the
+// caller read the key. KEYS: the lease, the object. ARGV: the caller's
 // token, the lease's time to live (ms), and the header of the object as
 // the caller read it ("": none), or "?" to take the lease whatever the
 // object. It returns 1 when it took the lease, 0 when another process
-// holds it, 2 when the object changed (someone fetched it meanwhile).
+// holds it, 2 when another object is stored than the one read (someone
+// fetched it meanwhile). An object gone since (expired, purged) does not
+// refuse the lease: nobody fetched it.
 var leaseScript = newScript(`
-if ARGV[3] ~= '?' and redis.call('GETRANGE', KEYS[2], 0, 28) ~= ARGV[3] then
-  return 2
+if ARGV[3] ~= '?' then
+  local h = redis.call('GETRANGE', KEYS[2], 0, 28)
+  if h ~= '' and h ~= ARGV[3] then
+    return 2
+  end
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 1
