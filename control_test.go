@@ -247,3 +247,33 @@ func TestBackendStatusHeaderNotReplayed(t *testing.T) {
 		t.Fatalf("backend calls = %d, want 1 (the second request is a hit)", calls.Load())
 	}
 }
+
+// A varied URL that the origin made uncacheable and then cacheable again
+// does not serve the variants stored before: while it passed through,
+// clients saw newer answers, and an old variant served after would take
+// them back in time.
+func TestRelearnDropsVariantsStoredBefore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		version, noStore := "v1", false
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			w.Header().Set(microcache.HeaderVary, "X-Tenant")
+			if noStore {
+				w.Header().Set(microcache.HeaderNocache, "1")
+			}
+			io.WriteString(w, version+" "+r.Header.Get("X-Tenant"))
+		}}
+		h := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true}).Middleware(be)
+		expect(t, get(t, h, "/", "X-Tenant", "a"), "MISS", "v1 a")
+		expect(t, get(t, h, "/", "X-Tenant", "a"), "HIT", "v1 a")
+
+		noStore = true
+		expect(t, get(t, h, "/", "X-Tenant", "b"), "MISS", "v1 b") // learns the URL uncacheable
+		version = "v2"
+		expect(t, get(t, h, "/", "X-Tenant", "a"), "MISS", "v2 a") // passed through: the client saw v2
+		noStore = false
+		expect(t, get(t, h, "/", "X-Tenant", "b"), "MISS", "v2 b") // relearns it cacheable
+		if res := get(t, h, "/", "X-Tenant", "a"); body(t, res) != "v2 a" {
+			t.Errorf("a after the URL was relearned cacheable: %s %q, the variant stored before it passed through", state(res), "v1 a")
+		}
+	})
+}

@@ -191,9 +191,12 @@ func (h *handler) run(p *passWriter, r *http.Request, out *Outcome) *passWriter 
 }
 
 // relearn updates the options of an uncacheable URL from a pass-through
-// response: a storable answer makes the URL cacheable again. The store is
-// conditional on the epoch lk read, so a purge that landed while the
-// backend ran is never undone.
+// response: a storable answer makes the URL cacheable again, in a new
+// epoch. Objects stored before the URL was learned uncacheable (the
+// variants other than the one that taught it, or an object kept by a
+// hit-for-pass) are older than what clients got while it passed through:
+// the URL is purged first, so none of them is served again. The store is
+// conditional on the purge's epoch, so a purge that lands meanwhile wins.
 func (m *Microcache) relearn(r *http.Request, lk *lookup, p *passWriter) {
 	// The response must be one the buffered path would store: not
 	// hijacked, not flushed, not empty, within MaxObjectSize, without
@@ -201,10 +204,17 @@ func (m *Microcache) relearn(r *http.Request, lk *lookup, p *passWriter) {
 	if !p.storableAnswer(m.cfg.MaxObjectSize) || m.judge(p.finalStatus(), &p.traits) != storeIt {
 		return
 	}
+	ctx := context.WithoutCancel(r.Context())
+	key := lk.url.String()
+	epoch := newEpoch()
+	if err := m.driver.Purge(ctx, key, epoch); err != nil {
+		m.driverFailed(r, err)
+		return
+	}
 	next := m.learn(&p.traits)
-	next.Epoch = lk.rec.Epoch
-	st := Store{URLKey: lk.url.String(), Epoch: lk.rec.Epoch, Options: &next}
-	if _, err := m.driver.Store(context.WithoutCancel(r.Context()), &st); err != nil {
+	next.Epoch = epoch
+	st := Store{URLKey: key, Epoch: epoch, Options: &next}
+	if _, err := m.driver.Store(ctx, &st); err != nil {
 		m.driverFailed(r, err)
 	}
 }
