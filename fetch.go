@@ -24,10 +24,16 @@ type fetchResult struct {
 	body          []byte       // the full body, unless streamed
 	contentLength string       // len(body), formatted
 
-	stored   bool   // the response was stored under objKey
-	objKey   string // the key it was stored (or would have been) under
+	// What fetch learned, written before the result is shared.
+	storing  bool   // the response is to be stored under objKey (pending holds the Store)
+	objKey   string // the key it is stored (or would have been) under
 	opts     Options
 	streamed bool // the body went to the leader's client as it came
+
+	// Written by commit, by the request that made the call only: the
+	// requests collapsed onto it read neither.
+	pending *Store // the Store fetch prepared, until commit makes it; nil: none
+	stored  bool   // commit stored the response under objKey
 
 	timedOut  bool
 	cancelled bool // the request's context ended before the handler returned
@@ -68,14 +74,14 @@ func (res *fetchResult) failed() bool {
 }
 
 // shareable reports whether requests collapsed onto this call may use its
-// response: it was stored, or it is a 5xx (or a timeout) that sets no
+// response: it is being stored, or it is a 5xx (or a timeout) that sets no
 // cookie and says nothing that makes it its own request's (private,
 // no-store, microcache-nocache, a Vary).
 func (res *fetchResult) shareable() bool {
 	if res.streamed || res.panicked != nil || res.cancelled {
 		return false
 	}
-	if res.stored || res.timedOut {
+	if res.storing || res.timedOut {
 		return true
 	}
 	return res.status >= 500 && !res.personal && !res.header.has("Set-Cookie")

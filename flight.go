@@ -15,7 +15,10 @@ type flights struct {
 }
 
 // flight is one collapsed backend call. res is written once, before done
-// is released, and only read after.
+// is released, and only read after. A flight stays registered after its
+// result is shared, until its leader has stored the response (see do):
+// requests that come meanwhile get the same result at once rather than
+// call the backend again.
 type flight struct {
 	g    *flights
 	key  string
@@ -25,14 +28,17 @@ type flight struct {
 }
 
 // do calls fn, unless a call for key is under way: then it waits for that
-// call's result (or its early release) and returns it with leader false.
-// fn receives its flight, to release the waiters early.
-func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchResult, leader bool) {
+// call's result (or its early release) and returns it with a nil done.
+// fn receives its flight, to release the waiters early. The leader (the
+// caller that ran fn) gets done, which it must call once it stored the
+// result: until then the flight hands the result to every request for
+// key.
+func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchResult, done func()) {
 	g.mu.Lock()
 	if f, ok := g.m[key]; ok {
 		g.mu.Unlock()
 		f.done.Wait()
-		return f.res, false
+		return f.res, nil
 	}
 	if g.m == nil {
 		g.m = make(map[string]*flight)
@@ -41,23 +47,43 @@ func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchRes
 	f.done.Add(1)
 	g.m[key] = f
 	g.mu.Unlock()
-	defer f.release(nil) // fn panicked (it recovers the handler's panics, but a monitor may panic): waiters fetch themselves
+	ok := false
+	defer func() {
+		if !ok {
+			f.release(nil) // fn panicked (it recovers the handler's panics, but a monitor may panic): waiters fetch themselves
+		}
+	}()
 	res = fn(f)
-	f.release(res)
-	return res, true
+	f.share(res)
+	ok = true
+	return res, f.forget
 }
 
-// release hands res to the flight's waiters, once, and forgets the flight,
-// so that later requests start a call of their own. Safe to call more than
-// once and from any goroutine; only the first call counts.
-func (f *flight) release(res *fetchResult) {
+// share hands res to the flight's waiters, once. Safe to call more than
+// once and from any goroutine; only the first call (of share or release)
+// counts.
+func (f *flight) share(res *fetchResult) {
 	f.once.Do(func() {
 		f.res = res
-		f.g.mu.Lock()
-		if f.g.m[f.key] == f {
-			delete(f.g.m, f.key)
-		}
-		f.g.mu.Unlock()
 		f.done.Done()
 	})
+}
+
+// forget unregisters the flight, so that later requests start a call of
+// their own. Safe to call more than once.
+func (f *flight) forget() {
+	f.g.mu.Lock()
+	if f.g.m[f.key] == f {
+		delete(f.g.m, f.key)
+	}
+	f.g.mu.Unlock()
+}
+
+// release forgets the flight and hands res to its waiters: an early
+// release, before the call returns. Forgotten first, so that no waiter
+// that acts on res (one that looks the object up again, say) finds the
+// flight again.
+func (f *flight) release(res *fetchResult) {
+	f.forget()
+	f.share(res)
 }

@@ -87,7 +87,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 	}
 	if !collapse {
 		res := m.fetch(h.next, fwd, &plan, w)
-		m.respond(w, r, res, &plan, false, out)
+		m.respondAndStore(w, r, res, &plan, out, func() {})
 		return
 	}
 
@@ -101,7 +101,12 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 	if lk.rec.Options == nil {
 		flightKey = objectKey(plan.urlKey, &Options{Vary: m.cfg.Vary}, r)
 	}
-	res, leader := m.collapse.do(flightKey, func(f *flight) *fetchResult {
+	// The fetch lease, when the leader took one, is released once the
+	// response is stored (or the leader gave up), as is the flight: until
+	// then other processes wait, and requests here share the result.
+	releaseLease := func() {}
+	defer func() { releaseLease() }()
+	res, done := m.collapse.do(flightKey, func(f *flight) *fetchResult {
 		shared, cancelShared := fwd, context.CancelFunc(func() {})
 		if m.cfg.Timeout > 0 {
 			ctx, cancel := context.WithCancel(context.WithoutCancel(fwd.Context()))
@@ -111,9 +116,11 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 		if mayWait {
 			release, waited := m.lease(shared, flightKey)
 			if waited {
-				return &fetchResult{lookAgain: true}
+				res := &fetchResult{lookAgain: true}
+				f.release(res) // forgotten before anyone looks again
+				return res
 			}
-			defer release()
+			releaseLease = release
 		}
 		lead := plan // the waiters' plan has no release
 		lead.released = func() {
@@ -124,6 +131,10 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 		}
 		return m.fetch(h.next, shared, &lead, w)
 	})
+	leader := done != nil
+	if leader {
+		defer done() // if respond panics
+	}
 	if res != nil && res.lookAgain {
 		// Another process fetched (or gave up): everyone collapsed here
 		// looks the object up again, once, and fetches if still missing.
@@ -131,13 +142,55 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 		return
 	}
 	collapsed := !leader
-	if !leader && (res == nil || !res.shareable() || (res.stored && plan.keyUnder(&res.opts, r) != res.objKey)) {
+	if !leader && (res == nil || !res.shareable() || (res.storing && plan.keyUnder(&res.opts, r) != res.objKey)) {
 		// Not for this client: its own backend call, concurrently with the
 		// other waiters.
 		res = m.fetch(h.next, fwd, &plan, w)
 		collapsed = false
 	}
-	m.respond(w, r, res, &plan, collapsed, out)
+	switch {
+	case collapsed:
+		m.respond(w, r, res, &plan, true, out)
+	case leader:
+		m.respondAndStore(w, r, res, &plan, out, func() {
+			done()
+			releaseLease()
+		})
+	default:
+		m.respondAndStore(w, r, res, &plan, out, func() {})
+	}
+}
+
+// respondAndStore ends a miss that made a backend call: it writes the
+// response to w and makes the Store fetch prepared (commit); then it runs
+// stored, which releases what waits for the Store (the flight, the fetch
+// lease). out records the outcome, and whether the response was stored.
+//
+// With an in-process driver the Store (a microsecond) comes first. With
+// a shared driver (one offering fetch leases: a remote one) it runs
+// concurrently with the response, which is sent at once (flushed) rather
+// than when the handler returns: the client does not wait for the round
+// trip (over HTTP/2 it has the header and the whole body; the stream's
+// end follows when the handler returns, after the Store), and a slow
+// client holds neither the Store nor what waits for it.
+func (m *Microcache) respondAndStore(w http.ResponseWriter, r *http.Request, res *fetchResult, p *fetchPlan, out *Outcome, stored func()) {
+	if res.pending == nil || m.leaser == nil {
+		m.commit(r, res)
+		stored()
+		m.respond(w, r, res, p, false, out)
+		out.Stored = out.Kind == OutcomeMiss && res.stored
+		return
+	}
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		m.commit(r, res)
+		stored()
+	}()
+	m.respond(w, r, res, p, false, out)
+	http.NewResponseController(w).Flush() //nolint:errcheck // a writer that cannot flush sends at the end
+	<-committed
+	out.Stored = out.Kind == OutcomeMiss && res.stored
 }
 
 // forwardable returns r, or a copy without the headers that would make the
@@ -162,11 +215,11 @@ func forwardable(r *http.Request) *http.Request {
 // collapsed says the call was another request's. out records the outcome;
 // a request whose handler panicked is left for net/http, unreported.
 func (m *Microcache) respond(w http.ResponseWriter, r *http.Request, res *fetchResult, p *fetchPlan, collapsed bool, out *Outcome) {
-	*out = Outcome{Kind: OutcomeMiss, Miss: p.miss, Collapsed: collapsed, Stored: res.stored, Status: res.status, BackendStatus: res.status}
+	*out = Outcome{Kind: OutcomeMiss, Miss: p.miss, Collapsed: collapsed, Stored: res.storing, Status: res.status, BackendStatus: res.status}
 	if res.panicked != nil || res.timedOut {
 		out.Status, out.BackendStatus = 0, 0
 	}
-	if res.stored {
+	if res.storing {
 		out.TTL = res.opts.TTL
 	}
 	if res.streamed {

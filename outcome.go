@@ -109,7 +109,11 @@ type Outcome struct {
 	// (a timeout, a panic, or no call at all).
 	BackendStatus int
 
-	// Stored is true for OutcomeMiss when the response was stored;
+	// Stored is true for OutcomeMiss when the response was stored (for a
+	// request collapsed onto another's call, when that call's response
+	// was to be stored: the Store is the other request's; the
+	// Cache-Status header's "stored", sent before the Store is made, also
+	// says only that);
 	// Collapsed when it came from another request's backend call
 	// (collapsed forwarding); Streamed when it streamed to the client
 	// unstored (it outgrew Config.MaxObjectSize, or the handler flushed).

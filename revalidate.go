@@ -64,7 +64,7 @@ func (m *Microcache) revalidate(next http.Handler, r *http.Request, lk *lookup) 
 				defer release()
 			}
 		}
-		m.fetch(next, bg, &plan, nil)
+		m.commit(bg, m.fetch(next, bg, &plan, nil))
 	}()
 	return true
 }

@@ -10,10 +10,12 @@ import (
 )
 
 // storeResponse ends fetch for a response that teaches the URL something:
-// it stores the options and, when it may, the response, in one Store that
-// succeeds only if the URL's epoch is still the one the plan read. A purge
-// that landed while the backend ran therefore wins: the response goes to
-// the clients that asked for it, and nothing is stored.
+// it prepares the Store of the options and, when it may, the response
+// (res.pending), which commit makes once the response went to the client.
+// The Store succeeds only if the URL's epoch is still the one the plan
+// read. A purge that landed while the backend ran, or since, therefore
+// wins: the response goes to the clients that asked for it, and nothing is
+// stored.
 //
 // An answer that cannot be stored for a reason of its own request (see
 // refusedForRequest) changes nothing but the URL's strike count: the
@@ -68,7 +70,21 @@ func (m *Microcache) storeResponse(r *http.Request, p *fetchPlan, res *fetchResu
 	case v == refusedByOrigin && p.rec.Options != nil:
 		st.ObjectKey, st.Delete = res.objKey, true
 	}
-	stored, err := m.driver.Store(context.WithoutCancel(r.Context()), &st)
+	res.pending, res.storing = &st, st.Object != nil
+}
+
+// commit makes the Store that fetch prepared for res, if any, and records
+// in res.stored whether the response was stored. With a shared driver it
+// runs while the response goes to the client (see respondAndStore); the
+// fetch lease and the collapsed requests' flight are held until it
+// returns. Only the request that made the backend call commits.
+func (m *Microcache) commit(r *http.Request, res *fetchResult) {
+	st := res.pending
+	if st == nil {
+		return
+	}
+	res.pending = nil
+	stored, err := m.driver.Store(context.WithoutCancel(r.Context()), st)
 	if err != nil {
 		m.driverFailed(r, err)
 		return

@@ -226,6 +226,67 @@ func BenchmarkLatency(b *testing.B) {
 		h := benchReplica(b, microcache.NewDriverLRU(1<<20), benchOrigin(&calls, 0))
 		timed(b, nil, func(i int) { serve(b, h, fmt.Sprintf("/m%d", i)) })
 	})
+	// A miss as an HTTP/1.1 client on loopback sees it: until it has read
+	// the whole body (by its Content-Length), whatever the handler does
+	// after; with a round trip added to every Redis command, as a Redis
+	// on another host costs.
+	for _, rtt := range []time.Duration{0, time.Millisecond} {
+		name := "op=miss-client-h1"
+		if rtt > 0 {
+			name += "-rtt" + rtt.String()
+		}
+		b.Run(name, func(b *testing.B) { benchMissClient(b, rtt, &calls) })
+	}
+}
+
+// benchMissClient times misses as an HTTP/1.1 client on loopback sees
+// them, with rtt added to every Redis command (a Redis on another host).
+func benchMissClient(b *testing.B, rtt time.Duration, calls *atomic.Int64) {
+	{
+		s := redistest.StartT(b)
+		c := client(b, s)
+		if rtt > 0 {
+			c.AddHook(delayed(rtt))
+		}
+		d := newDriver(b, c, redisdriver.Options{})
+		waitSubscribed(b, d)
+		srv := httptest.NewServer(benchReplica(b, d, benchOrigin(calls, 0)))
+		b.Cleanup(srv.Close)
+		// A connection per request: a kept-alive connection would carry
+		// the next request only once the handler returned, whatever the
+		// client got before.
+		hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		timed(b, nil, func(i int) {
+			res, err := hc.Get(fmt.Sprintf("%s/c%d", srv.URL, i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, _ := io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if n != benchBodySize {
+				b.Fatalf("%d bytes, want %d", n, benchBodySize)
+			}
+		})
+	}
+}
+
+// delayed is a go-redis hook that delays every command by a round trip.
+type delayed time.Duration
+
+func (d delayed) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (d delayed) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		time.Sleep(time.Duration(d))
+		return next(ctx, cmd)
+	}
+}
+
+func (d delayed) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		time.Sleep(time.Duration(d))
+		return next(ctx, cmds)
+	}
 }
 
 // BenchmarkDown: requests while the Redis server is killed, once the
