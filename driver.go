@@ -77,7 +77,9 @@ import (
 //
 // The middleware makes at most these calls per request: a hit on a plain
 // URL, 1 (Lookup); a hit on a varied URL, 2 (Lookup, Object); a miss, 2
-// (3 on a varied URL), the Store included; a purge, 1; a pass-through
+// (3 on a varied URL), the Store included; a purge, 1 (plus one for each
+// same-origin URL its answer names in Location or Content-Location); a
+// pass-through
 // that relearns an uncacheable URL as cacheable (rare), 3 (Lookup, Purge,
 // Store). A driver that can
 // do each call in one round trip (one MGET, one script) keeps a remote

@@ -3,6 +3,7 @@ package microcache
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -46,12 +47,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p := h.newPassWriter(w, false, PassMethod)
 		p.beforeSend = func() {
 			if purges(p.finalStatus()) {
-				m.purge(r)
+				m.invalidate(r, w.Header())
 			}
 		}
 		h.run(p, r, &out)
 		if purges(p.finalStatus()) && !p.hijacked {
-			m.purge(r)
+			m.invalidate(r, w.Header())
 		}
 	default:
 		h.pass(w, r, false, PassMethod, &out)
@@ -217,6 +218,55 @@ func (m *Microcache) relearn(r *http.Request, lk *lookup, p *passWriter) {
 	if _, err := m.driver.Store(ctx, &st); err != nil {
 		m.driverFailed(r, err)
 	}
+}
+
+// invalidate purges the URL of r, which a successful unsafe method may
+// have changed, and the URLs its answer (header h) names in Location and
+// Content-Location when they are of r's origin: RFC 9111 section 4.4 lets
+// a cache invalidate those, and forbids it for another origin's, which
+// would let one site clear another's.
+func (m *Microcache) invalidate(r *http.Request, h http.Header) {
+	m.purge(r)
+	own, ok := m.urlKey(r)
+	if !ok {
+		return
+	}
+	for _, name := range [...]string{"Location", "Content-Location"} {
+		v := h.Get(name)
+		if v == "" {
+			continue
+		}
+		key, ok := m.sameOriginKey(r, v)
+		if !ok || key == own {
+			continue
+		}
+		if err := m.driver.Purge(context.WithoutCancel(r.Context()), key, newEpoch()); err != nil {
+			m.driverFailed(r, err)
+		}
+	}
+}
+
+// sameOriginKey returns the URL key of ref, a URI reference resolved
+// against r's URL, keyed as r is; ok is false when ref does not parse, is
+// of another origin (scheme or host) than r, or is too long to be a key.
+func (m *Microcache) sameOriginKey(r *http.Request, ref string) (key string, ok bool) {
+	u, err := url.Parse(ref)
+	if err != nil {
+		return "", false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if (u.Scheme != "" && !strings.EqualFold(u.Scheme, scheme)) || (u.Host != "" && !strings.EqualFold(u.Host, r.Host)) {
+		return "", false
+	}
+	target := r.URL.ResolveReference(u)
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Method = http.MethodGet
+	r2.URL = &url.URL{Path: target.Path, RawPath: target.RawPath, RawQuery: target.RawQuery}
+	return m.urlKey(r2)
 }
 
 // purge gives the URL of r a new epoch, which makes every stored variant
