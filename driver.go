@@ -79,11 +79,10 @@ import (
 // URL, 1 (Lookup); a hit on a varied URL, 2 (Lookup, Object); a miss, 2
 // (3 on a varied URL), the Store included; a purge, 1 (plus one for each
 // same-origin URL its answer names in Location or Content-Location); a
-// pass-through
-// that relearns an uncacheable URL as cacheable (rare), 3 (Lookup, Purge,
-// Store). A driver that can
-// do each call in one round trip (one MGET, one script) keeps a remote
-// store's cost to that many round trips.
+// pass-through that relearns an uncacheable URL as cacheable (rare), 3
+// (Lookup, Purge, Store). A driver that can do each call in one round trip
+// (one MGET, one script) keeps a remote store's cost to that many round
+// trips.
 type Driver interface {
 	// Lookup returns the URL's record: its epoch, its options and the
 	// object stored under the URL key. It must not retain urlKey.
