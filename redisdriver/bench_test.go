@@ -112,22 +112,36 @@ func BenchmarkHit(b *testing.B) {
 // both see the same machine state (a second sub-benchmark in a process
 // otherwise runs on a bigger heap, after a redis-server started): it
 // reports each mean (lru-ns/hit, l1-ns/hit) and l1/lru, the ratio the 10%
-// bar is about.
+// bar is about. url=varied is a hit on a URL whose answers vary on a
+// request header (two driver calls: Lookup, Object).
 func BenchmarkHitInterleaved(b *testing.B) {
+	for _, varied := range []bool{false, true} {
+		b.Run(map[bool]string{false: "url=plain", true: "url=varied"}[varied], func(b *testing.B) {
+			benchHitInterleaved(b, varied)
+		})
+	}
+}
+
+func benchHitInterleaved(b *testing.B, varied bool) {
 	var calls atomic.Int64
-	lru := benchReplica(b, microcache.NewDriverLRU(10000), benchOrigin(&calls, 0))
+	origin := benchOrigin(&calls, 0)
+	if varied {
+		next := origin
+		origin = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Vary", "X-Lang")
+			next.ServeHTTP(w, r)
+		})
+	}
+	lru := benchReplica(b, microcache.NewDriverLRU(10000), origin)
 	s := redistest.StartT(b)
 	d := newDriver(b, client(b, s), redisdriver.Options{MaxOptionsAge: time.Hour})
 	waitSubscribed(b, d)
-	l1 := benchReplica(b, d, benchOrigin(&calls, 0))
-	for _, h := range []http.Handler{lru, l1} {
-		serve(b, h, "/hit")
-		if st := serve(b, h, "/hit"); st != "HIT" {
-			b.Fatalf("status %s, want HIT", st)
-		}
-	}
+	l1 := benchReplica(b, d, origin)
 	w := &discard{h: make(http.Header, 8)}
 	r, _ := http.NewRequest(http.MethodGet, "http://bench.example/hit", nil)
+	if varied {
+		r.Header.Set("X-Lang", "en")
+	}
 	round := func(h http.Handler, n int) time.Duration {
 		start := time.Now()
 		for range n {
@@ -140,6 +154,12 @@ func BenchmarkHitInterleaved(b *testing.B) {
 			b.Fatalf("%d bytes, want %d", w.n, benchBodySize)
 		}
 		return took
+	}
+	for _, h := range []http.Handler{lru, l1} {
+		round(h, 2)
+		if st := w.h.Get(microcache.HeaderStatus); st != "HIT" {
+			b.Fatalf("status %s, want HIT", st)
+		}
 	}
 	const per = 1000
 	var tLRU, tL1 time.Duration
