@@ -178,7 +178,7 @@ func (m *Microcache) respondAndStore(w http.ResponseWriter, r *http.Request, res
 		m.commit(r, res)
 		stored()
 		m.respond(w, r, res, p, false, out)
-		out.Stored = out.Kind == OutcomeMiss && res.stored
+		recordStored(out, res)
 		return
 	}
 	committed := make(chan struct{})
@@ -190,7 +190,19 @@ func (m *Microcache) respondAndStore(w http.ResponseWriter, r *http.Request, res
 	m.respond(w, r, res, p, false, out)
 	http.NewResponseController(w).Flush() //nolint:errcheck // a writer that cannot flush sends at the end
 	<-committed
-	out.Stored = out.Kind == OutcomeMiss && res.stored
+	recordStored(out, res)
+}
+
+// recordStored sets out, the outcome of a miss that made its own backend
+// call, to what commit did: respond recorded what was to be stored.
+func recordStored(out *Outcome, res *fetchResult) {
+	if out.Kind != OutcomeMiss {
+		return
+	}
+	out.Stored = res.stored
+	if !res.stored {
+		out.TTL = 0
+	}
 }
 
 // forwardable returns r, or a copy without the headers that would make the
