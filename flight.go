@@ -17,33 +17,49 @@ type flights struct {
 // flight is one collapsed backend call. res is written once, before done
 // is released, and only read after. A flight stays registered after its
 // result is shared, until its leader has stored the response (see do):
-// requests that come meanwhile get the same result at once rather than
-// call the backend again.
+// requests that come meanwhile get the same result rather than call the
+// backend again (a result to be stored once its Store succeeded).
 type flight struct {
 	g    *flights
 	key  string
 	once sync.Once
 	done sync.WaitGroup // released once: by release
 	res  *fetchResult   // nil: nothing to share, every waiter calls the backend itself
+
+	// A result to be stored (res.storing) is used by the waiters only once
+	// its Store is made, and only if it stored: a purge that landed
+	// before the Store (which then fails) may have been answered before
+	// a waiter came, and that waiter must not get the purged answer.
+	finishOnce sync.Once
+	finished   chan struct{} // closed by finish
+	stored     bool          // written before finished is closed
 }
 
 // do calls fn, unless a call for key is under way: then it waits for that
-// call's result (or its early release) and returns it with a nil done.
-// fn receives its flight, to release the waiters early. The leader (the
-// caller that ran fn) gets done, which it must call once it stored the
-// result: until then the flight hands the result to every request for
-// key.
-func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchResult, done func()) {
+// call's result (or its early release) and returns it with a nil done; a
+// result to be stored is returned once the leader called done, and only
+// if done reported it stored (else nil). fn receives its flight, to
+// release the waiters early. The leader (the caller that ran fn) gets
+// done, which it must call once it stored the result (stored: whether the
+// Store succeeded): until then the flight hands the result to every
+// request for key.
+func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchResult, done func(stored bool)) {
 	g.mu.Lock()
 	if f, ok := g.m[key]; ok {
 		g.mu.Unlock()
 		f.done.Wait()
+		if f.res != nil && f.res.storing {
+			<-f.finished
+			if !f.stored {
+				return nil, nil // the Store failed (a purge since?): every waiter calls the backend itself
+			}
+		}
 		return f.res, nil
 	}
 	if g.m == nil {
 		g.m = make(map[string]*flight)
 	}
-	f := &flight{g: g, key: key}
+	f := &flight{g: g, key: key, finished: make(chan struct{})}
 	f.done.Add(1)
 	g.m[key] = f
 	g.mu.Unlock()
@@ -56,7 +72,18 @@ func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchRes
 	res = fn(f)
 	f.share(res)
 	ok = true
-	return res, f.forget
+	return res, f.finish
+}
+
+// finish records whether the leader's Store succeeded, for the waiters of
+// a result to be stored, and forgets the flight. Only the first call
+// counts for stored.
+func (f *flight) finish(stored bool) {
+	f.forget()
+	f.finishOnce.Do(func() {
+		f.stored = stored
+		close(f.finished)
+	})
 }
 
 // share hands res to the flight's waiters, once. Safe to call more than

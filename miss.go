@@ -133,7 +133,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 	})
 	leader := done != nil
 	if leader {
-		defer done() // if respond panics
+		defer done(false) // if respond panics
 	}
 	if res != nil && res.lookAgain {
 		// Another process fetched (or gave up): everyone collapsed here
@@ -153,7 +153,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 		m.respond(w, r, res, &plan, true, out)
 	case leader:
 		m.respondAndStore(w, r, res, &plan, out, func() {
-			done()
+			done(res.stored)
 			releaseLease()
 		})
 	default:

@@ -1,0 +1,125 @@
+package microcache_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/httpimp/microcache"
+)
+
+// heldStoreDriver is an in-process driver (it offers no fetch leases)
+// whose Store may be held, so that a miss's commit can be caught in the
+// act.
+type heldStoreDriver struct {
+	microcache.Driver
+	mu   sync.Mutex
+	gate chan struct{}
+}
+
+func (d *heldStoreDriver) hold() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gate = make(chan struct{})
+	return d.gate
+}
+
+func (d *heldStoreDriver) Store(ctx context.Context, st *microcache.Store) (bool, error) {
+	d.mu.Lock()
+	gate := d.gate
+	d.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return d.Driver.Store(ctx, st)
+}
+
+// A GET that arrives after a POST's answer (the POST purged the URL) must
+// not be given the answer of a backend call made before the POST: the
+// flight of a miss stays registered, its result shared, until its Store is
+// made, and that Store fails (the purge won), yet requests that join the
+// flight in the meantime get the pre-POST answer as a collapsed MISS.
+// Before flights shared results whose Store was still to be made, only a
+// stored result was shared, and the Store of this one fails.
+func TestReviewS5FlightSharesPrePurgeAnswer(t *testing.T) {
+	for name, shared := range map[string]bool{"in-process": false, "shared": true} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				o := newVersionedOrigin()
+				var d microcache.Driver
+				var hold func() chan struct{}
+				if shared {
+					sd := &sharedDriver{Driver: microcache.NewDriverLRU(100)}
+					d, hold = sd, sd.hold
+				} else {
+					hd := &heldStoreDriver{Driver: microcache.NewDriverLRU(100)}
+					d, hold = hd, hd.hold
+				}
+				h := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true, CollapsedForwarding: true, Driver: d}).Middleware(o)
+				gate := hold()
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					expect(t, get(t, h, "/doc"), "MISS", "v1")
+				}()
+				synctest.Wait() // the first GET's Store is held; its flight is registered
+				if res := serve(t, h, http.MethodPost, "/doc"); res.StatusCode != http.StatusOK {
+					t.Fatalf("POST: status %d", res.StatusCode)
+				}
+				// The POST has been answered: a GET now must see v2.
+				got := make(chan *http.Response, 1)
+				go func() { got <- get(t, h, "/doc") }()
+				synctest.Wait()
+				select {
+				case res := <-got:
+					if b := body(t, res); b != "v2" {
+						t.Errorf("GET after the POST's answer: %s %q, want v2 (the pre-POST answer of a flight whose Store was still held)", state(res), b)
+					}
+					close(gate)
+				default:
+					close(gate)
+					res := <-got
+					if b := body(t, res); b != "v2" {
+						t.Errorf("GET after the POST's answer: %s %q, want v2", state(res), b)
+					}
+				}
+				<-done
+			})
+		})
+	}
+}
+
+// The same with the leader still in its backend call when the POST is
+// answered: a GET that joins the flight after the POST's answer gets the
+// leader's answer (produced by a call made before the POST) as a collapsed
+// MISS, although its Store fails. Before the change only a stored result
+// was shared.
+func TestReviewS5FlightSharesPrePurgeAnswerSlowBackend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := newVersionedOrigin()
+		h := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true, CollapsedForwarding: true, Driver: microcache.NewDriverLRU(100)}).Middleware(o)
+		o.slow.Store(true)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			expect(t, get(t, h, "/doc"), "MISS", "v1")
+		}()
+		synctest.Wait() // the first GET waits in the backend, having read v1
+		o.slow.Store(false)
+		if res := serve(t, h, http.MethodPost, "/doc"); res.StatusCode != http.StatusOK {
+			t.Fatalf("POST: status %d", res.StatusCode)
+		}
+		got := make(chan *http.Response, 1)
+		go func() { got <- get(t, h, "/doc") }() // after the POST's answer
+		synctest.Wait()                          // it joins the flight
+		close(o.gate)
+		<-done
+		res := <-got
+		if b := body(t, res); b != "v2" {
+			t.Errorf("GET after the POST's answer: %s %q, want v2", state(res), b)
+		}
+	})
+}
