@@ -91,7 +91,6 @@
 package redisdriver
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -232,6 +231,9 @@ type Driver struct {
 
 	stripes [256]sync.Mutex // see stripe
 
+	readsMu sync.Mutex
+	reads   map[string]string // object key -> the header of the object last read from L2 under it ("": none); see lastRead
+
 	metaMu sync.Mutex
 	meta   map[weak.Pointer[microcache.Object]]objMeta // what L2 holds of L1's objects; guarded by metaMu
 
@@ -311,6 +313,7 @@ func newDriver(c conn, opts Options) *Driver {
 		waiters:  make(map[string][]chan struct{}),
 		watchers: make(map[int]func(microcache.PurgeEvent)),
 		meta:     make(map[weak.Pointer[microcache.Object]]objMeta),
+		reads:    make(map[string]string),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
@@ -540,15 +543,18 @@ func (d *Driver) lookupL2(ctx context.Context, urlKey string, l1 microcache.Reco
 	switch s, _ := reply[2].(string); {
 	case script && s == "=":
 		rec.Object = l1.Object
+		d.read(urlKey, l1meta.header)
 	case reply[2] == nil:
 		if l1meta.l1Only && l1.Object.Epoch == rec.Epoch && rec.Epoch != 0 {
 			rec.Object = l1.Object // too large for L2
 		}
+		d.read(urlKey, "")
 	default:
 		if rec.Object, err = decodeValue(s); err != nil {
 			return microcache.Record{}, d.corrupt(names.plain, err)
 		}
 		d.remember(rec.Object, objMeta{header: s[:valueHeaderLen]})
+		d.read(urlKey, s[:valueHeaderLen])
 	}
 	d.install(ctx, urlKey, rec, slot, gen, stamp)
 	return rec, nil
@@ -662,15 +668,18 @@ func (d *Driver) objectL2(ctx context.Context, objKey string, l1 *microcache.Obj
 	switch s, _ := v.(string); {
 	case script && s == "=":
 		o = l1
+		d.read(objKey, l1meta.header)
 	case v == nil:
 		if l1meta.l1Only {
 			o = l1 // too large for L2; the middleware checks its epoch
 		}
+		d.read(objKey, "")
 	default:
 		if o, err = decodeValue(s); err != nil {
 			return nil, d.corrupt(name, err)
 		}
 		d.remember(o, objMeta{header: s[:valueHeaderLen]})
+		d.read(objKey, s[:valueHeaderLen])
 	}
 	if o != nil {
 		mu := d.stripe(objKey)
@@ -684,6 +693,32 @@ func (d *Driver) objectL2(ctx context.Context, objKey string, l1 *microcache.Obj
 		mu.Unlock()
 	}
 	return o, nil
+}
+
+// read records the header of the object this process read from L2 under
+// objKey ("": none), for Lease: L1 may not keep the object (its limits,
+// its admission), and what was read must still be known when the miss
+// that follows asks for the lease. The map is emptied when it grows past
+// twice L1's object limit; a key it forgot leases whatever L2 holds. It
+// does not retain objKey.
+func (d *Driver) read(objKey, header string) {
+	d.readsMu.Lock()
+	defer d.readsMu.Unlock()
+	if len(d.reads) >= 2*d.opts.L1Objects {
+		clear(d.reads)
+	}
+	if old, ok := d.reads[objKey]; !ok || old != header {
+		d.reads[strings.Clone(objKey)] = strings.Clone(header)
+	}
+}
+
+// lastRead returns what read recorded for objKey; ok is false when it
+// recorded nothing (or forgot it).
+func (d *Driver) lastRead(objKey string) (header string, ok bool) {
+	d.readsMu.Lock()
+	defer d.readsMu.Unlock()
+	header, ok = d.reads[objKey]
+	return header, ok
 }
 
 // objMeta is what L2 holds of one of L1's objects.
@@ -780,6 +815,12 @@ func (d *Driver) Store(ctx context.Context, st *microcache.Store) (bool, error) 
 	if n, _ := v.(int64); n != 1 {
 		d.trust.forget(st.URLKey) // L1 did not know L2's epoch
 		return false, nil
+	}
+	switch op {
+	case "s":
+		d.read(st.ObjectKey, value[:valueHeaderLen])
+	case "d":
+		d.read(st.ObjectKey, "")
 	}
 	if d.cluster && len(st.Tags) > 0 {
 		// The tags' keys are in other slots: added after the store, each
@@ -960,9 +1001,9 @@ func (d *Driver) Lease(ctx context.Context, objKey string, ttl time.Duration) (f
 	// one this process read (L1 holds what it read): another process
 	// fetched it between this process's lookup and now, and the caller
 	// should look it up again rather than fetch it a second time.
-	known := ""
-	if o, _ := d.l1.Object(ctx, objKey); o != nil {
-		known = cmp.Or(d.metaOf(o).header, "?") // "?": not known, lease whatever L2 holds
+	known, ok := d.lastRead(objKey)
+	if !ok {
+		known = "?" // not known: lease whatever L2 holds
 	}
 	objName := d.objectName(objKey)
 	v, err := d.call(ctx, func(ctx context.Context) (any, error) {

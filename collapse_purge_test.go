@@ -37,14 +37,12 @@ func (d *heldStoreDriver) Store(ctx context.Context, st *microcache.Store) (bool
 	return d.Driver.Store(ctx, st)
 }
 
-// A GET that arrives after a POST's answer (the POST purged the URL) must
-// not be given the answer of a backend call made before the POST: the
-// flight of a miss stays registered, its result shared, until its Store is
-// made, and that Store fails (the purge won), yet requests that join the
-// flight in the meantime get the pre-POST answer as a collapsed MISS.
-// Before flights shared results whose Store was still to be made, only a
-// stored result was shared, and the Store of this one fails.
-func TestReviewS5FlightSharesPrePurgeAnswer(t *testing.T) {
+// A GET that arrives after a POST's answer (the POST purged the URL) is
+// not given the answer of a backend call made before the POST: the flight
+// of a miss stays registered until its Store is made, and that Store
+// fails (the purge won), so a request that joins the flight meanwhile
+// waits for the Store and, seeing it fail, calls the backend itself.
+func TestCollapsedRequestAfterAPurge(t *testing.T) {
 	for name, shared := range map[string]bool{"in-process": false, "shared": true} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -93,11 +91,10 @@ func TestReviewS5FlightSharesPrePurgeAnswer(t *testing.T) {
 }
 
 // The same with the leader still in its backend call when the POST is
-// answered: a GET that joins the flight after the POST's answer gets the
-// leader's answer (produced by a call made before the POST) as a collapsed
-// MISS, although its Store fails. Before the change only a stored result
-// was shared.
-func TestReviewS5FlightSharesPrePurgeAnswerSlowBackend(t *testing.T) {
+// answered: a GET that joins the flight after the POST's answer does not
+// get the leader's answer (produced by a call made before the POST), whose
+// Store fails.
+func TestCollapsedRequestAfterAPurgeSlowBackend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		o := newVersionedOrigin()
 		h := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true, CollapsedForwarding: true, Driver: microcache.NewDriverLRU(100)}).Middleware(o)
