@@ -1,6 +1,8 @@
 package microcache_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -274,6 +276,41 @@ func TestRelearnDropsVariantsStoredBefore(t *testing.T) {
 		expect(t, get(t, h, "/", "X-Tenant", "b"), "MISS", "v2 b") // relearns it cacheable
 		if res := get(t, h, "/", "X-Tenant", "a"); body(t, res) != "v2 a" {
 			t.Errorf("a after the URL was relearned cacheable: %s %q, the variant stored before it passed through", state(res), "v1 a")
+		}
+	})
+}
+
+// purgeErrDriver purges, and reports an error all the same, as a shared
+// driver does while its store is unreachable: it purged its local tier
+// and queued the rest.
+type purgeErrDriver struct{ microcache.Driver }
+
+func (d purgeErrDriver) Purge(ctx context.Context, urlKey string, epoch uint64) error {
+	d.Driver.Purge(ctx, urlKey, epoch)
+	return errors.New("purge queued")
+}
+
+// A URL relearned cacheable while the driver reports its purges as failed
+// (a shared driver during an outage) is still relearned: the error is
+// reported, and the options are stored under the purge's epoch.
+func TestRelearnWhenThePurgeReportsAnError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nocache := true
+		be := &backend{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+			if nocache {
+				w.Header().Set(microcache.HeaderNocache, "1")
+			}
+			io.WriteString(w, "call "+itoa(n))
+		}}
+		c := newCache(t, microcache.Config{TTL: time.Minute, Exposed: true, Driver: purgeErrDriver{microcache.NewDriverLRU(100)}})
+		h := c.Middleware(be)
+		expect(t, get(t, h, "/"), "MISS", "call 1") // learns it uncacheable
+		nocache = false
+		expect(t, get(t, h, "/"), "MISS", "call 2") // passes through, relearns it cacheable
+		expect(t, get(t, h, "/"), "MISS", "call 3") // stored
+		expect(t, get(t, h, "/"), "HIT", "call 3")
+		if n := c.Stats().CacheErrors; n != 1 {
+			t.Errorf("Stats().CacheErrors = %d, want 1 (the purge's error)", n)
 		}
 	})
 }

@@ -209,8 +209,11 @@ func (m *Microcache) relearn(r *http.Request, lk *lookup, p *passWriter) {
 	key := lk.url.String()
 	epoch := newEpoch()
 	if err := m.driver.Purge(ctx, key, epoch); err != nil {
+		// Reported, and the store still tried: a shared driver that cannot
+		// reach its store purges its local tier all the same (and the
+		// store then succeeds there); a purge that did not happen makes it
+		// fail.
 		m.driverFailed(r, err)
-		return
 	}
 	next := m.learn(&p.traits)
 	next.Epoch = epoch
