@@ -135,9 +135,11 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 	if leader {
 		defer done(false) // if respond panics
 	}
-	if res != nil && res.lookAgain {
+	if res != nil && res.lookAgain && mayWait {
 		// Another process fetched (or gave up): everyone collapsed here
 		// looks the object up again, once, and fetches if still missing.
+		// A request looking again already that joined such a flight
+		// fetches (its result is not shareable) rather than look again.
 		h.serveCacheable(w, r, false, out)
 		return
 	}
