@@ -31,25 +31,29 @@ type flight struct {
 	// before the Store (which then fails) may have been answered before
 	// a waiter came, and that waiter must not get the purged answer.
 	finishOnce sync.Once
-	finished   chan struct{} // closed by finish
-	stored     bool          // written before finished is closed
+	finished   sync.WaitGroup // released once: by finish
+	stored     bool           // written before finished is released
+
+	// releaseLease, when the leader took the fleet's fetch lease, releases
+	// it; finish calls it. Set by the leader's fn only.
+	releaseLease func()
 }
 
 // do calls fn, unless a call for key is under way: then it waits for that
-// call's result (or its early release) and returns it with a nil done; a
-// result to be stored is returned once the leader called done, and only
-// if done reported it stored (else nil). fn receives its flight, to
-// release the waiters early. The leader (the caller that ran fn) gets
-// done, which it must call once it stored the result (stored: whether the
-// Store succeeded): until then the flight hands the result to every
-// request for key.
-func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchResult, done func(stored bool)) {
+// call's result (or its early release) and returns it with a nil lead; a
+// result to be stored is returned once the leader finished the flight,
+// and only if it reported it stored (else nil). fn receives its flight,
+// to release the waiters early. The leader (the caller that ran fn) gets
+// its flight as lead, and must call lead.finish once it stored the
+// result: until then the flight hands the result to every request for
+// key.
+func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchResult, lead *flight) {
 	g.mu.Lock()
 	if f, ok := g.m[key]; ok {
 		g.mu.Unlock()
 		f.done.Wait()
 		if f.res != nil && f.res.storing {
-			<-f.finished
+			f.finished.Wait()
 			if !f.stored {
 				return nil, nil // the Store failed (a purge since?): every waiter calls the backend itself
 			}
@@ -59,30 +63,38 @@ func (g *flights) do(key string, fn func(f *flight) *fetchResult) (res *fetchRes
 	if g.m == nil {
 		g.m = make(map[string]*flight)
 	}
-	f := &flight{g: g, key: key, finished: make(chan struct{})}
+	f := &flight{g: g, key: key}
 	f.done.Add(1)
+	f.finished.Add(1)
 	g.m[key] = f
 	g.mu.Unlock()
 	ok := false
 	defer func() {
 		if !ok {
-			f.release(nil) // fn panicked (it recovers the handler's panics, but a monitor may panic): waiters fetch themselves
+			// fn panicked (it recovers the handler's panics, but a monitor
+			// may panic): waiters fetch themselves.
+			f.release(nil)
+			f.finish(false)
 		}
 	}()
 	res = fn(f)
 	f.share(res)
 	ok = true
-	return res, f.finish
+	return res, f
 }
 
-// finish records whether the leader's Store succeeded, for the waiters of
-// a result to be stored, and forgets the flight. Only the first call
-// counts for stored.
+// finish records whether the leader's Store succeeded (stored), for the
+// waiters of a result to be stored, releases the fetch lease if the leader
+// holds one, and forgets the flight. Safe to call more than once; only the
+// first call counts.
 func (f *flight) finish(stored bool) {
 	f.forget()
 	f.finishOnce.Do(func() {
 		f.stored = stored
-		close(f.finished)
+		f.finished.Done()
+		if f.releaseLease != nil {
+			f.releaseLease()
+		}
 	})
 }
 
@@ -113,4 +125,11 @@ func (f *flight) forget() {
 func (f *flight) release(res *fetchResult) {
 	f.forget()
 	f.share(res)
+}
+
+// finishIfLed finishes f when there is one (see finish).
+func (f *flight) finishIfLed(stored bool) {
+	if f != nil {
+		f.finish(stored)
+	}
 }

@@ -87,7 +87,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 	}
 	if !collapse {
 		res := m.fetch(h.next, fwd, &plan, w)
-		m.respondAndStore(w, r, res, &plan, out, func() {})
+		m.respondAndStore(w, r, res, &plan, out, nil)
 		return
 	}
 
@@ -102,11 +102,10 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 		flightKey = objectKey(plan.urlKey, &Options{Vary: m.cfg.Vary}, r)
 	}
 	// The fetch lease, when the leader took one, is released once the
-	// response is stored (or the leader gave up), as is the flight: until
-	// then other processes wait, and requests here share the result.
-	releaseLease := func() {}
-	defer func() { releaseLease() }()
-	res, done := m.collapse.do(flightKey, func(f *flight) *fetchResult {
+	// response is stored (or the leader gave up), as is the flight (see
+	// flight.finish): until then other processes wait, and requests here
+	// share the result.
+	res, lead := m.collapse.do(flightKey, func(f *flight) *fetchResult {
 		shared, cancelShared := fwd, context.CancelFunc(func() {})
 		if m.cfg.Timeout > 0 {
 			ctx, cancel := context.WithCancel(context.WithoutCancel(fwd.Context()))
@@ -120,20 +119,20 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 				f.release(res) // forgotten before anyone looks again
 				return res
 			}
-			releaseLease = release
+			f.releaseLease = release
 		}
-		lead := plan // the waiters' plan has no release
-		lead.released = func() {
+		leadPlan := plan // the waiters' plan has no release
+		leadPlan.released = func() {
 			f.release(nil)
 			// Nobody else waits for a stream: it is its client's alone, and
 			// ends when that client leaves (an SSE handler waits for that).
 			context.AfterFunc(fwd.Context(), cancelShared)
 		}
-		return m.fetch(h.next, shared, &lead, w)
+		return m.fetch(h.next, shared, &leadPlan, w)
 	})
-	leader := done != nil
+	leader := lead != nil
 	if leader {
-		defer done(false) // if respond panics
+		defer lead.finish(false) // if respond panics
 	}
 	if res != nil && res.lookAgain && mayWait {
 		// Another process fetched (or gave up): everyone collapsed here
@@ -154,19 +153,17 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 	case collapsed:
 		m.respond(w, r, res, &plan, true, out)
 	case leader:
-		m.respondAndStore(w, r, res, &plan, out, func() {
-			done(res.stored)
-			releaseLease()
-		})
+		m.respondAndStore(w, r, res, &plan, out, lead)
 	default:
-		m.respondAndStore(w, r, res, &plan, out, func() {})
+		m.respondAndStore(w, r, res, &plan, out, nil)
 	}
 }
 
 // respondAndStore ends a miss that made a backend call: it writes the
-// response to w and makes the Store fetch prepared (commit); then it runs
-// stored, which releases what waits for the Store (the flight, the fetch
-// lease). out records the outcome, and whether the response was stored.
+// response to w and makes the Store fetch prepared (commit); then it
+// finishes lead, the flight the request led (nil: none), which releases
+// what waits for the Store (the flight's waiters, the fetch lease). out
+// records the outcome, and whether the response was stored.
 //
 // With an in-process driver the Store (a microsecond) comes first. With
 // a shared driver (one offering fetch leases: a remote one) it runs
@@ -175,10 +172,10 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 // trip (over HTTP/2 it has the header and the whole body; the stream's
 // end follows when the handler returns, after the Store), and a slow
 // client holds neither the Store nor what waits for it.
-func (m *Microcache) respondAndStore(w http.ResponseWriter, r *http.Request, res *fetchResult, p *fetchPlan, out *Outcome, stored func()) {
+func (m *Microcache) respondAndStore(w http.ResponseWriter, r *http.Request, res *fetchResult, p *fetchPlan, out *Outcome, lead *flight) {
 	if res.pending == nil || m.leaser == nil {
 		m.commit(r, res)
-		stored()
+		lead.finishIfLed(res.stored)
 		m.respond(w, r, res, p, false, out)
 		recordStored(out, res)
 		return
@@ -187,7 +184,7 @@ func (m *Microcache) respondAndStore(w http.ResponseWriter, r *http.Request, res
 	go func() {
 		defer close(committed)
 		m.commit(r, res)
-		stored()
+		lead.finishIfLed(res.stored)
 	}()
 	m.respond(w, r, res, p, false, out)
 	http.NewResponseController(w).Flush() //nolint:errcheck // a writer that cannot flush sends at the end
