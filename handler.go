@@ -229,22 +229,16 @@ func (m *Microcache) relearn(r *http.Request, lk *lookup, p *passWriter) {
 // a cache invalidate those, and forbids it for another origin's, which
 // would let one site clear another's.
 func (m *Microcache) invalidate(r *http.Request, h http.Header) {
-	m.purge(r)
 	own, ok := m.urlKey(r)
 	if !ok {
 		return
 	}
+	m.purge(r, own)
 	for _, name := range [...]string{"Location", "Content-Location"} {
-		v := h.Get(name)
-		if v == "" {
-			continue
-		}
-		key, ok := m.sameOriginKey(r, v)
-		if !ok || key == own {
-			continue
-		}
-		if err := m.driver.Purge(context.WithoutCancel(r.Context()), key, newEpoch()); err != nil {
-			m.driverFailed(r, err)
+		if v := h.Get(name); v != "" {
+			if key, ok := m.sameOriginKey(r, v); ok && key != own {
+				m.purge(r, key)
+			}
 		}
 	}
 }
@@ -272,14 +266,11 @@ func (m *Microcache) sameOriginKey(r *http.Request, ref string) (key string, ok 
 	return m.urlKey(r2)
 }
 
-// purge gives the URL of r a new epoch, which makes every stored variant
-// unreachable: one write, whatever the driver held. It is detached from
-// the request's cancellation, so the client's leaving cannot cancel it.
-func (m *Microcache) purge(r *http.Request) {
-	key, ok := m.urlKey(r)
-	if !ok {
-		return
-	}
+// purge gives the URL under key a new epoch, for r, which makes every
+// stored variant unreachable: one write, whatever the driver held. It is
+// detached from r's cancellation, so the client's leaving cannot cancel
+// it.
+func (m *Microcache) purge(r *http.Request, key string) {
 	if err := m.driver.Purge(context.WithoutCancel(r.Context()), key, newEpoch()); err != nil {
 		m.driverFailed(r, err)
 	}
