@@ -232,7 +232,7 @@ type Driver struct {
 	stripes [256]sync.Mutex // see stripe
 
 	readsMu sync.Mutex
-	reads   map[string]string // object key -> the header of the object last read from L2 under it ("": none); see lastRead
+	reads   map[uint64]lastValue // hash of an object key -> what was last read from L2 under it; see read
 
 	metaMu sync.Mutex
 	meta   map[weak.Pointer[microcache.Object]]objMeta // what L2 holds of L1's objects; guarded by metaMu
@@ -313,7 +313,7 @@ func newDriver(c conn, opts Options) *Driver {
 		waiters:  make(map[string][]chan struct{}),
 		watchers: make(map[int]func(microcache.PurgeEvent)),
 		meta:     make(map[weak.Pointer[microcache.Object]]objMeta),
-		reads:    make(map[string]string),
+		reads:    make(map[uint64]lastValue),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
@@ -695,30 +695,44 @@ func (d *Driver) objectL2(ctx context.Context, objKey string, l1 *microcache.Obj
 	return o, nil
 }
 
-// read records the header of the object this process read from L2 under
-// objKey ("": none), for Lease: L1 may not keep the object (its limits,
-// its admission), and what was read must still be known when the miss
-// that follows asks for the lease. The map is emptied when it grows past
-// twice L1's object limit; a key it forgot leases whatever L2 holds. It
-// does not retain objKey.
+// lastValue is the header of the value last read from (or written to) L2
+// under an object key, or none.
+type lastValue struct {
+	header [valueHeaderLen]byte
+	none   bool
+}
+
+// read records the header of the object this process read from (or wrote
+// to) L2 under objKey ("": none), for Lease: L1 may not keep the object
+// (its limits, its admission), and what was read must still be known when
+// the miss that follows asks for the lease. Keys are kept as 64-bit
+// hashes, so the map costs a few dozen bytes an entry whatever the keys'
+// lengths (two keys of one hash, one chance in 2^64 a pair, only cost a
+// lease refused or taken in vain); it is emptied when it grows past twice
+// L1's object limit, and a key it forgot leases whatever L2 holds.
 func (d *Driver) read(objKey, header string) {
+	v := lastValue{none: header == ""}
+	copy(v.header[:], header)
+	h := maphash.String(d.trust.seed, objKey)
 	d.readsMu.Lock()
 	defer d.readsMu.Unlock()
 	if len(d.reads) >= 2*d.opts.L1Objects {
 		clear(d.reads)
 	}
-	if old, ok := d.reads[objKey]; !ok || old != header {
-		d.reads[strings.Clone(objKey)] = strings.Clone(header)
-	}
+	d.reads[h] = v
 }
 
-// lastRead returns what read recorded for objKey; ok is false when it
-// recorded nothing (or forgot it).
+// lastRead returns what read recorded for objKey ("": none); ok is false
+// when it recorded nothing (or forgot it).
 func (d *Driver) lastRead(objKey string) (header string, ok bool) {
+	h := maphash.String(d.trust.seed, objKey)
 	d.readsMu.Lock()
-	defer d.readsMu.Unlock()
-	header, ok = d.reads[objKey]
-	return header, ok
+	v, ok := d.reads[h]
+	d.readsMu.Unlock()
+	if !ok || v.none {
+		return "", ok
+	}
+	return string(v.header[:]), true
 }
 
 // objMeta is what L2 holds of one of L1's objects.
