@@ -135,6 +135,12 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 		leadPlan := plan // the waiters' plan has no release
 		leadPlan.released = func() {
 			f.release(nil)
+			if f.releaseLease != nil {
+				// Nor do other processes: they look again and, the object
+				// still missing, make their own calls. (finish releases it
+				// again, harmlessly.)
+				f.releaseLease()
+			}
 			// Nobody else waits for a stream: it is its client's alone, and
 			// ends when that client leaves (an SSE handler waits for that).
 			context.AfterFunc(fwd.Context(), cancelShared)
