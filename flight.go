@@ -35,7 +35,8 @@ type flight struct {
 	stored     bool           // written before finished is released
 
 	// releaseLease, when the leader took the fleet's fetch lease, releases
-	// it; finish calls it. Set by the leader's fn only.
+	// it; finish calls it, and so does the leader when its response starts
+	// streaming (see handler.miss). Set by the leader's fn only.
 	releaseLease func()
 }
 

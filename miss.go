@@ -51,6 +51,17 @@ func (p *fetchPlan) keyUnder(o *Options, r *http.Request) string {
 	return objectKey(p.urlKey, o, r)
 }
 
+// mayTake reports whether a request collapsed onto a call whose result
+// res is to be stored (and was: see flights.do) may be given it: res is
+// stored under the key of the request's own variant, and no purge landed
+// between the Store and the request's lookup. The lookup read the URL's
+// epoch: 0 (no purge had landed on the URL), or the epoch the Store kept
+// or created, unless a purge replaced it since. A purge that lands after
+// the lookup is concurrent with the request, which may get either answer.
+func (p *fetchPlan) mayTake(res *fetchResult, r *http.Request) bool {
+	return (p.rec.Epoch == 0 || p.rec.Epoch == res.opts.Epoch) && p.keyUnder(&res.opts, r) == res.objKey
+}
+
 // varyAlike reports whether a and b select variants the same way; nil
 // options vary on nothing.
 func varyAlike(a, b *Options) bool {
@@ -124,6 +135,12 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 		leadPlan := plan // the waiters' plan has no release
 		leadPlan.released = func() {
 			f.release(nil)
+			if f.releaseLease != nil {
+				// Nor do other processes: they look again and, the object
+				// still missing, make their own calls. (finish releases it
+				// again, harmlessly.)
+				f.releaseLease()
+			}
 			// Nobody else waits for a stream: it is its client's alone, and
 			// ends when that client leaves (an SSE handler waits for that).
 			context.AfterFunc(fwd.Context(), cancelShared)
@@ -143,7 +160,7 @@ func (h *handler) miss(w http.ResponseWriter, r *http.Request, lk *lookup, why M
 		return
 	}
 	collapsed := !leader
-	if !leader && (res == nil || !res.shareable() || (res.storing && plan.keyUnder(&res.opts, r) != res.objKey)) {
+	if !leader && (res == nil || !res.shareable() || (res.storing && !plan.mayTake(res, r))) {
 		// Not for this client: its own backend call, concurrently with the
 		// other waiters.
 		res = m.fetch(h.next, fwd, &plan, w)
