@@ -198,14 +198,23 @@ func (m *Microcache) respondAndStore(w http.ResponseWriter, r *http.Request, res
 		return
 	}
 	committed := make(chan struct{})
+	var panicked any // a panic of the driver's Store, raised again on the request's goroutine
 	go func() {
 		defer close(committed)
+		defer func() {
+			if panicked = recover(); panicked != nil {
+				lead.finishIfLed(false)
+			}
+		}()
 		m.commit(r, res)
 		lead.finishIfLed(res.stored)
 	}()
 	m.respond(w, r, res, p, false, out)
 	http.NewResponseController(w).Flush() //nolint:errcheck // a writer that cannot flush sends at the end
 	<-committed
+	if panicked != nil {
+		panic(panicked) // as an in-process driver's would, for net/http to recover
+	}
 	recordStored(out, res)
 }
 

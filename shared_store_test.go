@@ -147,3 +147,33 @@ func TestSharedDriverSlowLeaderDoesNotHoldTheStore(t *testing.T) {
 		expect(t, slow.Result(), "MISS", "call 1")
 	})
 }
+
+// panickingStoreDriver is a shared driver whose Store panics.
+type panickingStoreDriver struct{ sharedDriver }
+
+func (d *panickingStoreDriver) Store(context.Context, *microcache.Store) (bool, error) {
+	panic("store exploded")
+}
+
+// A shared driver's Store that panics, while it runs beside the response,
+// panics in the request's own goroutine, as an in-process driver's does
+// (net/http then recovers it for that request), rather than on a
+// goroutine of its own, which would end the process; and the next
+// request for the URL is not held by the failed call.
+func TestSharedDriverStorePanicStaysWithItsRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &panickingStoreDriver{sharedDriver{Driver: microcache.NewDriverLRU(100)}}
+		be := &backend{}
+		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true, Exposed: true, Driver: d}).Middleware(be)
+		for i := range 2 {
+			func() {
+				defer func() {
+					if p := recover(); p != "store exploded" {
+						t.Errorf("request %d: recovered %v, want the Store's panic", i, p)
+					}
+				}()
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+			}()
+		}
+	})
+}
