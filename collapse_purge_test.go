@@ -1,41 +1,13 @@
 package microcache_test
 
 import (
-	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/httpimp/microcache"
 )
-
-// heldStoreDriver is an in-process driver (it offers no fetch leases)
-// whose Store may be held, so that a miss's commit can be caught in the
-// act.
-type heldStoreDriver struct {
-	microcache.Driver
-	mu   sync.Mutex
-	gate chan struct{}
-}
-
-func (d *heldStoreDriver) hold() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.gate = make(chan struct{})
-	return d.gate
-}
-
-func (d *heldStoreDriver) Store(ctx context.Context, st *microcache.Store) (bool, error) {
-	d.mu.Lock()
-	gate := d.gate
-	d.mu.Unlock()
-	if gate != nil {
-		<-gate
-	}
-	return d.Driver.Store(ctx, st)
-}
 
 // A GET that arrives after a POST's answer (the POST purged the URL) is
 // not given the answer of a backend call made before the POST: the flight
@@ -50,7 +22,7 @@ func TestCollapsedRequestAfterAPurge(t *testing.T) {
 				var d microcache.Driver
 				var hold func() chan struct{}
 				if shared {
-					sd := &sharedDriver{Driver: microcache.NewDriverLRU(100)}
+					sd := newSharedDriver()
 					d, hold = sd, sd.hold
 				} else {
 					hd := &heldStoreDriver{Driver: microcache.NewDriverLRU(100)}

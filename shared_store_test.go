@@ -13,29 +13,23 @@ import (
 	"github.com/httpimp/microcache"
 )
 
-// sharedDriver stands for a driver shared by a fleet (it offers fetch
-// leases, always granted here) whose Store may be held, as a remote
-// store's round trip is.
-type sharedDriver struct {
+// heldStoreDriver is an in-process driver (it offers no fetch leases)
+// whose Store may be held, so that a miss's commit can be caught in the
+// act.
+type heldStoreDriver struct {
 	microcache.Driver
 	mu   sync.Mutex
-	gate chan struct{} // when not nil, Store waits for it to close
+	gate chan struct{}
 }
 
-func (d *sharedDriver) Lease(context.Context, string, time.Duration) (func(), bool, error) {
-	return func() {}, true, nil
-}
-
-func (d *sharedDriver) Wait(context.Context, string) error { return nil }
-
-func (d *sharedDriver) hold() chan struct{} {
+func (d *heldStoreDriver) hold() chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.gate = make(chan struct{})
 	return d.gate
 }
 
-func (d *sharedDriver) Store(ctx context.Context, st *microcache.Store) (bool, error) {
+func (d *heldStoreDriver) Store(ctx context.Context, st *microcache.Store) (bool, error) {
 	d.mu.Lock()
 	gate := d.gate
 	d.mu.Unlock()
@@ -45,6 +39,21 @@ func (d *sharedDriver) Store(ctx context.Context, st *microcache.Store) (bool, e
 	return d.Driver.Store(ctx, st)
 }
 
+// sharedDriver stands for a driver shared by a fleet (it offers fetch
+// leases, always granted here) whose Store may be held, as a remote
+// store's round trip is.
+type sharedDriver struct{ heldStoreDriver }
+
+func newSharedDriver() *sharedDriver {
+	return &sharedDriver{heldStoreDriver{Driver: microcache.NewDriverLRU(100)}}
+}
+
+func (d *sharedDriver) Lease(context.Context, string, time.Duration) (func(), bool, error) {
+	return func() {}, true, nil
+}
+
+func (d *sharedDriver) Wait(context.Context, string) error { return nil }
+
 // With a shared driver, a miss's response (its header and its whole
 // body) reaches its client without waiting for the Store (a round trip to
 // the shared store): the Store runs while the response is sent. Over
@@ -52,7 +61,7 @@ func (d *sharedDriver) Store(ctx context.Context, st *microcache.Store) (bool, e
 func TestSharedDriverStoreOffTheClientsPath(t *testing.T) {
 	for _, h2 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "h1", true: "h2"}[h2], func(t *testing.T) {
-			d := &sharedDriver{Driver: microcache.NewDriverLRU(100)}
+			d := newSharedDriver()
 			var calls sync.WaitGroup
 			app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, "fresh")
@@ -129,7 +138,7 @@ func TestSharedDriverSlowLeaderDoesNotHoldTheStore(t *testing.T) {
 			<-release
 			io.WriteString(w, "call "+itoa(n))
 		}}
-		d := &sharedDriver{Driver: microcache.NewDriverLRU(100)}
+		d := newSharedDriver()
 		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true, Exposed: true, Driver: d}).Middleware(be)
 		slow := newBlockingWriter()
 		done := make(chan struct{})
@@ -149,7 +158,7 @@ func TestSharedDriverSlowLeaderDoesNotHoldTheStore(t *testing.T) {
 }
 
 // panickingStoreDriver is a shared driver whose Store panics.
-type panickingStoreDriver struct{ sharedDriver }
+type panickingStoreDriver struct{ *sharedDriver }
 
 func (d *panickingStoreDriver) Store(context.Context, *microcache.Store) (bool, error) {
 	panic("store exploded")
@@ -162,7 +171,7 @@ func (d *panickingStoreDriver) Store(context.Context, *microcache.Store) (bool, 
 // request for the URL is not held by the failed call.
 func TestSharedDriverStorePanicStaysWithItsRequest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &panickingStoreDriver{sharedDriver{Driver: microcache.NewDriverLRU(100)}}
+		d := &panickingStoreDriver{newSharedDriver()}
 		be := &backend{}
 		h := newCache(t, microcache.Config{TTL: time.Minute, CollapsedForwarding: true, Exposed: true, Driver: d}).Middleware(be)
 		for i := range 2 {
